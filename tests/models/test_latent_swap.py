@@ -1,0 +1,138 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import testing
+from tfattr import models
+from tfattr.models import latent_swap
+
+SIZE = 32
+
+
+def build(**overrides):
+    return models.build("latent_swap", testing.SCHEMA, SIZE, {**testing.TINY_LATENT_SWAP, **overrides})
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = build()
+    m.compile()
+    return m
+
+
+def test_shapes_and_ranges(model):
+    x = testing.random_batch(4, SIZE)["image"]
+    e = model.encode(x)
+    assert e.shape == (4, SIZE // 4, SIZE // 4, 3 * 4 + 8)
+    out = model.swap(x, x[::-1], tf.ones([4, 3]))
+    assert out.shape == x.shape
+    assert float(tf.reduce_min(out)) >= -1.0 and float(tf.reduce_max(out)) <= 1.0
+
+
+def test_swapping_no_units_reconstructs(model):
+    x = testing.random_batch(4, SIZE, seed=1)["image"]
+    np.testing.assert_array_equal(model.swap(x, x[::-1], tf.zeros([4, 3])).numpy(), model.reconstruct(x).numpy())
+
+
+def test_swap_changes_only_selected_unit_channels(model):
+    x = testing.random_batch(4, SIZE, seed=2)["image"]
+    ea, eb = model.encode(x), model.encode(x[::-1])
+    mixed = model.mix(ea, eb, tf.constant([[0.0, 1.0, 0.0]] * 4)).numpy()
+    c = model.unit_channels
+    np.testing.assert_array_equal(mixed[..., c:2 * c], eb.numpy()[..., c:2 * c])
+    np.testing.assert_array_equal(mixed[..., :c], ea.numpy()[..., :c])
+    np.testing.assert_array_equal(mixed[..., 2 * c:], ea.numpy()[..., 2 * c:])  # incl. attribute-irrelevant part
+
+
+def test_blend_endpoints(model):
+    x = testing.random_batch(2, SIZE, seed=3)["image"]
+    ref, sel = x[::-1], tf.constant([[1.0, 0.0, 1.0]] * 2)
+    np.testing.assert_allclose(model.blend(x, ref, sel, tf.zeros([2])).numpy(), model.reconstruct(x).numpy(), atol=1e-6)
+    np.testing.assert_allclose(model.blend(x, ref, sel, tf.ones([2])).numpy(), model.swap(x, ref, sel).numpy(), atol=1e-6)
+
+
+def test_swap_strategies_keep_label_combinations_observed(model):
+    batch = testing.random_batch(64, 8, seed=4)
+    y = batch["attributes"]
+    perm = latent_swap.pair_permutation(64)
+    y_partner = tf.gather(y, perm)
+    differ = model._attribute_differs(y, y_partner).numpy()
+    for _ in range(5):
+        s = model.sample_swap(y, perm)
+        np.testing.assert_array_equal(s.numpy()[0::2], s.numpy()[1::2])  # one draw per pair
+        y_tilde = model.swapped_labels(y, y_partner, s).numpy()
+        for i in range(64):
+            # Strategy 1 swaps every differing attribute (y~ = partner's labels), strategy 2 none (y~ = y).
+            assert np.array_equal(y_tilde[i], y.numpy()[i]) or np.array_equal(y_tilde[i], y_partner.numpy()[i])
+            if differ[i].any() and np.array_equal(y_tilde[i], y_partner.numpy()[i]):
+                assert np.all(s.numpy()[i][differ[i] > 0] == 1)
+
+
+def test_train_step_finite_and_updates_every_network():
+    m = build()
+    m.compile()
+    batch = testing.random_batch(4, SIZE)
+    before = {name: testing.weights_of(net) for name, net in m.networks.items()}
+    logs = m.train_step(batch)
+    assert set(logs) == set(m.LOSS_NAMES)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    for name, net in m.networks.items():
+        assert testing.max_weight_change(before[name], testing.weights_of(net)) > 0, name
+
+
+def test_overfits_one_batch():
+    tf.keras.utils.set_random_seed(0)
+    m = build(lr_g=2e-3, lr_d=1e-4)
+    m.compile()
+    batch = testing.smooth_batch(4, SIZE, seed=5)
+    batch["swap"] = tf.constant([[1.0, 0.0, 1.0]] * 4)
+    step = tf.function(m.train_step)
+    first = float(step(batch)["g/rec"])
+    for _ in range(40):
+        m.reset_trackers()
+        last = float(step(batch)["g/rec"])
+    assert last < 0.6 * first, (first, last)
+
+
+def test_two_replica_step_equals_single_device(two_cpu_strategy):
+    batch = testing.random_batch(4, SIZE, seed=6)
+    batch["swap"] = tf.constant([[1.0, 0.0, 1.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+
+    def one_step(strategy):
+        tf.keras.utils.set_random_seed(1)
+        with strategy.scope():
+            m = build(lambda_gp=0.0)
+            m.compile()
+        dataset = tf.data.Dataset.from_tensors(batch)
+        dist = iter(strategy.experimental_distribute_dataset(dataset))
+
+        @tf.function
+        def step(b):
+            strategy.run(m.train_step, args=(b,))
+
+        step(next(dist))
+        return testing.weights_of(m), {k: float(v) for k, v in m.logs().items()}
+
+    single_w, single_logs = one_step(tf.distribute.get_strategy())
+    multi_w, multi_logs = one_step(two_cpu_strategy)
+    assert testing.max_weight_change(single_w, multi_w) < 2e-5
+    for k in ("g/rec", "d/adv", "g/cls"):
+        np.testing.assert_allclose(multi_logs[k], single_logs[k], rtol=1e-4, err_msg=k)
+
+
+def test_unknown_hparam_lists_valid_names():
+    from tfattr.config import ConfigError
+
+    with pytest.raises(ConfigError, match="valid names: .*lambda_rec"):
+        models.build("latent_swap", testing.SCHEMA, SIZE, {"lambda_recc": "1"})
+
+
+def test_odd_batch_rejected_by_strategy_check():
+    from tfattr.training import strategy
+
+    with pytest.raises(ValueError, match="multiple of 2"):
+        strategy.per_replica_batch(6, two_replicas(), multiple_of=2)
+
+
+class two_replicas:
+    num_replicas_in_sync = 2

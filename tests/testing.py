@@ -1,0 +1,44 @@
+"""Shared helpers for model tests: tiny schemas, batches and configs."""
+
+import numpy as np
+import tensorflow as tf
+
+from tfattr.data import attributes as A
+
+SCHEMA = A.Schema((A.binary("Eyeglasses"), A.categorical("Hair_Color", ["black", "blond", "brown", "gray"]),
+                   A.binary("Smiling")))
+TINY_LATENT_SWAP = {"base_width": 8, "unit_channels": 4, "irrelevant_channels": 8, "d_width": 8,
+                    "num_res_blocks": 2}
+
+
+def random_batch(batch_size=4, image_size=32, schema=SCHEMA, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.stack([rng.integers(0, a.num_classes, batch_size) for a in schema], axis=1).astype(np.int32)
+    return {
+        "image": tf.constant(rng.uniform(-1, 1, [batch_size, image_size, image_size, 3]).astype(np.float32)),
+        "attributes": tf.constant(schema.encode(labels)),
+        "labels": tf.constant(labels),
+    }
+
+
+def weights_of(model):
+    return [v.numpy().copy() for v in model.trainable_variables]
+
+
+def max_weight_change(before, after):
+    return max(float(np.max(np.abs(a - b))) for a, b in zip(before, after))
+
+
+def smooth_batch(batch_size=4, image_size=32, schema=SCHEMA, seed=0):
+    """Like `random_batch` but with low-frequency images (blobs), which a tiny autoencoder can fit."""
+    batch = random_batch(batch_size, image_size, schema, seed)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:image_size, 0:image_size] / image_size
+    images = []
+    for _ in range(batch_size):
+        cy, cx, r = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7), rng.uniform(0.15, 0.3)
+        blob = (((yy - cy) ** 2 + (xx - cx) ** 2) < r * r).astype(np.float32)
+        colour = rng.uniform(-1, 1, 3)
+        images.append(blob[..., None] * colour + (1 - blob[..., None]) * rng.uniform(-1, 1, 3) * 0.5)
+    batch["image"] = tf.constant(np.asarray(images, np.float32))
+    return batch

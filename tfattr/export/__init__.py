@@ -1,0 +1,1 @@
+"""SavedModel export in TF Serving's `<export_dir>/<name>/<version>/` layout."""

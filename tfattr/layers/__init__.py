@@ -1,0 +1,1 @@
+"""Shared Keras building blocks."""

@@ -1,0 +1,1 @@
+"""Evaluation metrics: the bench's oracle attribute classifier and image-quality scores."""

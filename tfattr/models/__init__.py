@@ -1,0 +1,26 @@
+"""Model registry: `get(name)` returns the model module (with `Config`, `build_networks`, `Model`)."""
+
+from __future__ import annotations
+
+import importlib
+
+MODELS = {
+    "latent_swap": "tfattr.models.latent_swap",
+}
+
+
+def get(name: str):
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(sorted(MODELS))}")
+    return importlib.import_module(MODELS[name])
+
+
+def build(name: str, schema, image_size: int, hparams: dict | None = None, config=None):
+    """Builds model `name` for `schema` at `image_size`, with `hparams` overriding `Config` fields."""
+    from tfattr import config as config_lib
+
+    module = get(name)
+    if config is None:
+        config = config_lib.override(module.Config(), hparams or {})
+    networks = module.build_networks(config, schema, image_size)
+    return module.Model(networks, config, schema, image_size)

@@ -1,0 +1,129 @@
+"""The contract every tfattr model follows.
+
+A model file exposes `Config` (frozen dataclass of hyper-parameters, defaults citing the paper),
+`build_networks(config, schema, image_size) -> dict[str, keras.Model]` and `Model`, a subclass of
+`AttributeTransferModel` with a custom `train_step`. The training loop, export and tests only use
+what this class defines, so they never branch on the model name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from tfattr.data.attributes import Schema
+
+
+class AttributeTransferModel(keras.Model):
+    """Base class: networks by name, per-group optimizers, per-example loss reduction, trackers.
+
+    Subclasses set:
+      LOSS_NAMES: tracker names, e.g. ("d/adv", "g/rec").
+      OPTIMIZER_GROUPS: optimizer name -> network names it trains, e.g. {"g": ("encoder",), "d": (...)}.
+    and implement `train_step(batch)`, `translate(images, target_attributes)` and `signatures()`.
+    """
+
+    LOSS_NAMES: tuple[str, ...] = ()
+    OPTIMIZER_GROUPS: dict[str, tuple[str, ...]] = {}
+    BATCH_MULTIPLE: int = 1  # the per-replica batch must be a multiple of this
+    DEFAULT_SIGNATURE: str = "translate"
+
+    def __init__(self, networks: dict[str, keras.Model], config, schema: Schema, image_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.networks = dict(networks)
+        for name, net in self.networks.items():
+            setattr(self, name, net)  # tracked by Keras for weights and checkpoints
+        self.config = config
+        self.schema = schema
+        self.image_size = int(image_size)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.LOSS_NAMES}
+        self.optimizers: dict[str, keras.optimizers.Optimizer] = {}
+
+    # ---- optimizers -------------------------------------------------------------------------
+    def default_optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
+        """The paper's optimizers; subclasses override."""
+        raise NotImplementedError(f"{type(self).__name__} must define default_optimizers()")
+
+    def compile(self, optimizers: dict[str, keras.optimizers.Optimizer] | None = None, **kwargs):
+        """Stores one optimizer per group and builds each on its group's variables.
+
+        Building here (inside the strategy scope the caller holds) creates the slot variables as
+        mirrored variables; an unbuilt optimizer would create them inside the first replica step.
+        """
+        for bad in ("loss", "optimizer"):
+            if kwargs.get(bad) is not None:
+                raise ValueError(f"{type(self).__name__}.compile() takes `optimizers=`, not `{bad}=`; "
+                                 "losses are part of the model")
+        kwargs.pop("loss", None)
+        kwargs.pop("optimizer", None)
+        super().compile(**kwargs)
+        optimizers = dict(optimizers or self.default_optimizers())
+        if set(optimizers) != set(self.OPTIMIZER_GROUPS):
+            raise ValueError(f"{type(self).__name__}.compile(): optimizer keys {sorted(optimizers)} must be "
+                             f"exactly {sorted(self.OPTIMIZER_GROUPS)}")
+        self.optimizers = optimizers
+        for group, optimizer in optimizers.items():
+            optimizer.build(self.group_variables(group))
+
+    def group_variables(self, group: str) -> list:
+        out = []
+        for name in self.OPTIMIZER_GROUPS[group]:
+            out.extend(self.networks[name].trainable_variables)
+        return out
+
+    def apply(self, group: str, tape: tf.GradientTape, loss: tf.Tensor) -> None:
+        variables = self.group_variables(group)
+        grads = tape.gradient(loss, variables)
+        self.optimizers[group].apply_gradients(zip(grads, variables))
+
+    # ---- losses and logging ----------------------------------------------------------------
+    @staticmethod
+    def reduce(per_example: tf.Tensor) -> tf.Tensor:
+        """Sum over the local batch divided by the GLOBAL batch: right under any replica count."""
+        return tf.nn.compute_average_loss(per_example)
+
+    def track(self, name: str, per_example: tf.Tensor) -> None:
+        self.trackers[name].update_state(per_example)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def logs(self) -> dict[str, tf.Tensor]:
+        return {name: m.result() for name, m in self.trackers.items()}
+
+    def reset_trackers(self) -> None:
+        for m in self.trackers.values():
+            m.reset_state()
+
+    # ---- inference ---------------------------------------------------------------------------
+    def call(self, batch, training=False):
+        return self.translate(batch["image"], batch["attributes"], training=training)
+
+    def translate(self, images, target_attributes, training=False):
+        raise NotImplementedError
+
+    def signatures(self) -> dict[str, tuple[Any, dict[str, tf.TensorSpec]]]:
+        """Export signatures: name -> (python function of named tensors returning a dict, input specs).
+
+        Specs use `None` batch; image inputs are float32 `[None, S, S, 3]` in [-1, 1].
+        """
+        raise NotImplementedError
+
+    def sample_grid(self, batch) -> "np.ndarray":
+        """A uint8 `[H, W, 3]` picture of what the model does on `batch` (saved during training)."""
+        raise NotImplementedError
+
+    def build_all(self) -> None:
+        """Creates every network's variables (functional networks are built at construction)."""
+        for net in self.networks.values():
+            if not net.built:
+                raise RuntimeError(f"network {net.name} is not built")
+
+    def image_spec(self, name: str = "image") -> tf.TensorSpec:
+        return tf.TensorSpec([None, self.image_size, self.image_size, 3], tf.float32, name=name)
+
+    def attributes_spec(self, name: str = "target_attributes") -> tf.TensorSpec:
+        return tf.TensorSpec([None, self.schema.num_columns], tf.float32, name=name)

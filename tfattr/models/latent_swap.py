@@ -1,0 +1,349 @@
+"""latent_swap: multi-attribute transfer by swapping latent units (Zhang et al., AAAI 2019).
+
+Paper: ../shared/papers/latent_swap__zhang2019_multi_attribute_transfer.txt ("Method").
+
+An encoder maps an image to an embedding whose channels are split into one latent unit per
+attribute (16 channels each) and an attribute-irrelevant part (160 channels). Swapping units
+between two images' embeddings and decoding transfers those attributes *with their style*
+(e.g. the exact hair shade); interpolating a unit channel-wise blends attribute values.
+
+Training (per replica batch, paired as (0,1), (2,3), ...; see `pair_permutation`):
+  e = Enc(x); e~ = swap(e, e_partner, S); x~ = Dec(e~)
+  e' = swap(Enc(x~), Enc(x~)_partner, S)  (swap back);  x' = Dec(e')
+  L_D = hinge(D(x), D(x~)) + lambda_gp GP + lambda_cls CE(Dcls(x), y)                     (Eqs. 1-2)
+  L_G = -D(x~) + lambda_cls CE(Dcls(x~), y~) + lambda_ver L_ver(e, e') + lambda_rec |x - x'|  (Eqs. 1, 3-7)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from tfattr.data.attributes import Schema
+from tfattr.layers import blocks
+from tfattr.losses import adversarial, classification, penalties, reconstruction
+from tfattr.models import base
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Hyper-parameters. Defaults follow Zhang et al. 2019, "Full Objective and Implementation Details"."""
+
+    base_width: int = 64  # StarGAN generator width (Choi et al. 2018), which the paper follows
+    unit_channels: int = 16  # "16 channels of feature map for each latent unit"
+    irrelevant_channels: int = 160  # "160 channels for attribute-irrelevant parts"
+    num_res_blocks: int = 6  # "six residue blocks", split evenly between Enc and Dec
+    d_width: int = 64
+    d_max_width: int = 2048
+    d_layers: int = 0  # 0: log2(image_size) - 1 stride-2 convs, i.e. 6 at 128 px as in StarGAN's PatchGAN
+    lambda_cls: float = 0.1
+    lambda_ver: float = 0.1
+    lambda_rec: float = 10.0
+    # The paper uses a gradient penalty (Eq. 1) but does not give lambda_gp; 10 is Gulrajani et al.'s value.
+    lambda_gp: float = 10.0
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    # The paper normalises with batch norm; "instance" is offered for small per-replica batches.
+    g_norm: str = "batch"
+    swap_probability: float = 0.5  # chance that each attribute in P (same labels) joins the subset A
+
+
+def embedding_channels(config: Config, schema: Schema) -> int:
+    return len(schema) * config.unit_channels + config.irrelevant_channels
+
+
+def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str, keras.Model]:
+    if image_size % 4:
+        raise ValueError(f"latent_swap: image_size must be a multiple of 4, got {image_size}")
+    w, norm = config.base_width, config.g_norm
+    n_enc = config.num_res_blocks // 2
+    n_dec = config.num_res_blocks - n_enc
+    channels = embedding_channels(config, schema)
+    latent = image_size // 4
+
+    x_in = keras.Input([image_size, image_size, 3], name="image")
+    h = blocks.conv_norm_act(x_in, w, 7, norm=norm)
+    h = blocks.conv_norm_act(h, 2 * w, 4, strides=2, norm=norm)
+    h = blocks.conv_norm_act(h, 4 * w, 4, strides=2, norm=norm)
+    for _ in range(n_enc):
+        h = blocks.residual_block(h, 4 * w, norm=norm)
+    # Linear output: units are swapped and interpolated, so they should not be clipped by a ReLU.
+    e = layers.Conv2D(channels, 1, name="embedding")(h)
+    encoder = keras.Model(x_in, e, name="encoder")
+
+    e_in = keras.Input([latent, latent, channels], name="embedding")
+    h = blocks.conv_norm_act(e_in, 4 * w, 3, norm=norm)
+    for _ in range(n_dec):
+        h = blocks.residual_block(h, 4 * w, norm=norm)
+    h = blocks.conv_norm_act(h, 2 * w, 4, strides=2, norm=norm, transpose=True)
+    h = blocks.conv_norm_act(h, w, 4, strides=2, norm=norm, transpose=True)
+    x_out = layers.Conv2D(3, 7, padding="same", activation="tanh", name="image_out")(h)
+    decoder = keras.Model(e_in, x_out, name="decoder")
+
+    d_layers = config.d_layers or max(1, int(math.log2(image_size)) - 1)
+    x_d = keras.Input([image_size, image_size, 3], name="image")
+    h, width = x_d, config.d_width
+    for i in range(d_layers):
+        h = blocks.conv_norm_act(h, min(width, config.d_max_width), 4, strides=2, norm="none",
+                                 activation="lrelu01", spectral=True, name=f"d_conv{i}")
+        width *= 2
+    adv = blocks.conv(1, 3, spectral=True, name="adv")(h)  # PatchGAN real/fake map
+    final = image_size // 2**d_layers
+    cls = layers.SpectralNormalization(
+        layers.Conv2D(schema.num_columns, final, padding="valid"), name="cls")(h)
+    cls = layers.Flatten()(cls)
+    discriminator = keras.Model(x_d, {"adv": adv, "cls": cls}, name="discriminator")
+
+    u_in = keras.Input([latent, latent, len(schema) * config.unit_channels], name="unit_difference")
+    verifier = keras.Model(u_in, UnitwiseDense(len(schema), name="verify")(u_in), name="verifier")
+    return {"encoder": encoder, "decoder": decoder, "discriminator": discriminator, "verifier": verifier}
+
+
+@keras.saving.register_keras_serializable("tfattr")
+class UnitwiseDense(layers.Layer):
+    """One fully connected unit per latent unit: `[B, h, w, k*c]` -> `[B, k]` logits.
+
+    Zhang et al. 2019, "Attribute Verification Loss": "a fully-connected layer within each unit pair".
+    """
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        h, w, c = input_shape[1:]
+        if c % self.units:
+            raise ValueError(f"UnitwiseDense: {c} channels do not split into {self.units} units")
+        self.per_unit = h * w * (c // self.units)
+        self.kernel = self.add_weight(shape=(self.units, self.per_unit), initializer="glorot_uniform", name="kernel")
+        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+
+    def call(self, x):
+        b = tf.shape(x)[0]
+        h, w, c = x.shape[1:]
+        x = tf.reshape(x, [b, h, w, self.units, c // self.units])
+        x = tf.transpose(x, [0, 3, 1, 2, 4])
+        x = tf.reshape(x, [b, self.units, self.per_unit])
+        return tf.einsum("bkn,kn->bk", x, self.kernel) + self.bias
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def pair_permutation(batch_size):
+    """Partner of each example: 0<->1, 2<->3, ... (the per-replica batch must be even).
+
+    Pairing adjacent examples, not e.g. reversing the batch, keeps the same pairs whatever the
+    number of replicas, so a multi-replica step equals a single-device step.
+    """
+    idx = tf.range(batch_size)
+    return tf.bitwise.bitwise_xor(idx, 1)
+
+
+class Model(base.AttributeTransferModel):
+    """latent_swap trainer and inference operations (encode, decode, swap, blend)."""
+
+    LOSS_NAMES = ("d/adv", "d/gp", "d/cls", "g/adv", "g/cls", "g/ver", "g/rec", "g/ver_acc")
+    OPTIMIZER_GROUPS = {"g": ("encoder", "decoder", "verifier"), "d": ("discriminator",)}
+    BATCH_MULTIPLE = 2  # examples are paired (0,1), (2,3), ... within each replica
+
+    def __init__(self, networks, config: Config, schema: Schema, image_size: int, **kwargs):
+        super().__init__(networks, config, schema, image_size, **kwargs)
+        self.num_units = len(schema)
+        self.unit_channels = config.unit_channels
+        self.channels = embedding_channels(config, schema)
+        # Column -> attribute matrix, to turn per-attribute swap flags into per-column label masks.
+        col_to_attr = np.zeros([schema.num_columns, len(schema)], np.float32)
+        for g, (s, e) in enumerate(schema.column_slices):
+            col_to_attr[s:e, g] = 1.0
+        self._col_to_attr = tf.constant(col_to_attr)
+        self._binary = [a.binary for a in schema]
+
+    def default_optimizers(self):
+        c = self.config
+        return {
+            "g": keras.optimizers.Adam(c.lr_g, beta_1=c.beta_1, beta_2=c.beta_2),
+            "d": keras.optimizers.Adam(c.lr_d, beta_1=c.beta_1, beta_2=c.beta_2),
+        }
+
+    # ---- latent operations ------------------------------------------------------------------
+    def channel_mask(self, swap):
+        """Per-attribute weights `[B, k]` -> channel weights `[B, 1, 1, C]` (irrelevant part: 0)."""
+        swap = tf.cast(swap, tf.float32)
+        units = tf.repeat(swap, self.unit_channels, axis=1)
+        rest = tf.zeros([tf.shape(swap)[0], self.channels - self.num_units * self.unit_channels])
+        return tf.concat([units, rest], axis=1)[:, None, None, :]
+
+    def mix(self, e_source, e_reference, weights):
+        """Channel-wise interpolation: weight 0 keeps the source unit, 1 takes the reference unit."""
+        m = self.channel_mask(weights)
+        # (1-m)*a + m*b, not a + m*(b-a): exact at m in {0, 1}, so a swap copies units bit for bit.
+        return (1.0 - m) * e_source + m * e_reference
+
+    def encode(self, images, training=False):
+        return self.encoder(images, training=training)
+
+    def decode(self, embedding, training=False):
+        return self.decoder(embedding, training=training)
+
+    def swap(self, source, reference, attributes, training=False):
+        """Source images with the units of `attributes` (`[B, k]` in {0,1}) taken from `reference`."""
+        return self.decode(self.mix(self.encode(source, training), self.encode(reference, training), attributes),
+                           training)
+
+    def blend(self, source, reference, attributes, alpha, training=False):
+        """Like `swap`, with the selected units interpolated by `alpha` (`[B]`, 0 = source, 1 = swap)."""
+        alpha = tf.reshape(tf.cast(alpha, tf.float32), [-1, 1])
+        return self.swap(source, reference, tf.cast(attributes, tf.float32) * alpha, training)
+
+    def reconstruct(self, images, training=False):
+        return self.decode(self.encode(images, training), training)
+
+    def swap_mask_from_names(self, names, batch_size):
+        row = np.zeros([len(self.schema)], np.float32)
+        for n in names:
+            row[self.schema.index(n)] = 1.0
+        return tf.constant(np.tile(row, [batch_size, 1]))
+
+    def call(self, batch, training=False):
+        images = batch["image"]
+        perm = pair_permutation(tf.shape(images)[0])
+        return self.swap(images, tf.gather(images, perm), tf.ones([tf.shape(images)[0], self.num_units]), training)
+
+    def translate(self, images, target_attributes, training=False):
+        raise NotImplementedError("latent_swap transfers attributes from a reference image: use swap()/blend()")
+
+    # ---- training -----------------------------------------------------------------------------
+    def _attribute_differs(self, y, y_partner):
+        diff = tf.abs(y - y_partner) @ self._col_to_attr  # [B, k], > 0 where labels differ
+        return tf.cast(diff > 0.5, tf.float32)
+
+    def sample_swap(self, y, perm):
+        """The paper's two swapping strategies, chosen with equal probability per pair ("Attributes
+        Swapping Strategy"): S = A u N (all differing attributes plus a random subset A of the equal
+        ones; labels swap) or S = A (labels unchanged). One draw per pair, shared by both members."""
+        b = tf.shape(y)[0]
+        differ = self._attribute_differs(y, tf.gather(y, perm))
+        first = differ[0::2]  # one row per pair
+        subset = tf.cast(tf.random.uniform(tf.shape(first)) < self.config.swap_probability, tf.float32)
+        subset = subset * (1.0 - first)
+        strategy = tf.cast(tf.random.uniform([b // 2, 1]) < 0.5, tf.float32)
+        s = tf.maximum(subset, first * strategy)
+        return tf.repeat(s, 2, axis=0)
+
+    def swapped_labels(self, y, y_partner, swap):
+        cols = swap @ tf.transpose(self._col_to_attr)  # [B, A]
+        return y * (1.0 - cols) + y_partner * cols
+
+    def attribute_ce(self, logits, y):
+        return classification.attribute_cross_entropy(logits, y, self.schema.column_slices, self._binary)
+
+    def verification_loss(self, e, e_back, perm):
+        """Eqs. 5-6 for the pairs (e_i, e'_i) -> 1 and (e_i, e'_partner) -> 0, on unit channels only.
+
+        Summed over the batch this covers the paper's four pairs (e_a,e'_a), (e_a,e'_b), (e_b,e'_a),
+        (e_b,e'_b); e' is the embedding of the synthesised image after swapping back, so its unit i
+        comes from the same source image as e's unit i exactly when the verification label is 1.
+        """
+        n = self.num_units * self.unit_channels
+        u, u_back = e[..., :n], e_back[..., :n]
+        same = self.verifier(tf.abs(u - u_back), training=True)
+        other = self.verifier(tf.abs(u - tf.gather(u_back, perm)), training=True)
+        loss = (tf.reduce_mean(tf.nn.softplus(-same), axis=1) + tf.reduce_mean(tf.nn.softplus(other), axis=1))
+        acc = 0.5 * (tf.reduce_mean(tf.cast(same > 0, tf.float32), 1) + tf.reduce_mean(tf.cast(other < 0, tf.float32), 1))
+        return loss, acc
+
+    def train_step(self, batch):
+        x = batch["image"]
+        y = tf.cast(batch["attributes"], tf.float32)
+        perm = pair_permutation(tf.shape(x)[0])
+        y_partner = tf.gather(y, perm)
+        swap = tf.cast(batch["swap"], tf.float32) if "swap" in batch else self.sample_swap(y, perm)
+        y_tilde = self.swapped_labels(y, y_partner, swap)
+        c = self.config
+
+        with tf.GradientTape() as g_tape:
+            e = self.encode(x, training=True)
+            x_tilde = self.decode(self.mix(e, tf.gather(e, perm), swap), training=True)
+            e_tilde = self.encode(x_tilde, training=True)
+            e_back = self.mix(e_tilde, tf.gather(e_tilde, perm), swap)
+            x_back = self.decode(e_back, training=True)
+            d_fake = self.discriminator(x_tilde, training=True)
+            g_adv = adversarial.hinge_generator_loss(d_fake["adv"])
+            g_cls = self.attribute_ce(d_fake["cls"], y_tilde)
+            g_ver, ver_acc = self.verification_loss(e, e_back, perm)
+            g_rec = reconstruction.l1(x, x_back)
+            g_total = g_adv + c.lambda_cls * g_cls + c.lambda_ver * g_ver + c.lambda_rec * g_rec
+            g_loss = self.reduce(g_total)
+        self.apply("g", g_tape, g_loss)
+
+        fake = tf.stop_gradient(x_tilde)
+        with tf.GradientTape() as d_tape:
+            d_real = self.discriminator(x, training=True)
+            d_fake = self.discriminator(fake, training=True)
+            d_adv = adversarial.hinge_discriminator_loss(d_real["adv"], d_fake["adv"])
+            d_cls = self.attribute_ce(d_real["cls"], y)
+            if c.lambda_gp > 0:
+                d_gp = penalties.gradient_penalty(lambda t: self.discriminator(t, training=True)["adv"], x, fake)
+            else:
+                d_gp = tf.zeros_like(d_adv)
+            d_loss = self.reduce(d_adv + c.lambda_gp * d_gp + c.lambda_cls * d_cls)
+        self.apply("d", d_tape, d_loss)
+
+        for name, value in (("d/adv", d_adv), ("d/gp", d_gp), ("d/cls", d_cls), ("g/adv", g_adv),
+                            ("g/cls", g_cls), ("g/ver", g_ver), ("g/rec", g_rec), ("g/ver_acc", ver_acc)):
+            self.track(name, value)
+        return self.logs()
+
+    def test_step(self, batch):
+        x = batch["image"]
+        perm = pair_permutation(tf.shape(x)[0])
+        e = self.encode(x)
+        zero = tf.zeros([tf.shape(x)[0], self.num_units])
+        self.track("g/rec", reconstruction.l1(x, self.decode(self.mix(e, tf.gather(e, perm), zero))))
+        return self.logs()
+
+    # ---- export -----------------------------------------------------------------------------
+    def signatures(self):
+        image, k = self.image_spec, self.num_units
+        latent = self.image_size // 4
+        swap_spec = tf.TensorSpec([None, k], tf.float32, name="swap_attributes")
+        return {
+            "swap": (lambda source_image, reference_image, swap_attributes: {
+                "translated_image": self.swap(source_image, reference_image, swap_attributes)},
+                {"source_image": image("source_image"), "reference_image": image("reference_image"),
+                 "swap_attributes": swap_spec}),
+            "blend": (lambda source_image, reference_image, swap_attributes, alpha: {
+                "translated_image": self.blend(source_image, reference_image, swap_attributes, alpha)},
+                {"source_image": image("source_image"), "reference_image": image("reference_image"),
+                 "swap_attributes": swap_spec, "alpha": tf.TensorSpec([None], tf.float32, name="alpha")}),
+            "encode": (lambda image: {"embedding": self.encode(image)}, {"image": image("image")}),
+            "decode": (lambda embedding: {"image": self.decode(embedding)},
+                       {"embedding": tf.TensorSpec([None, latent, latent, self.channels], tf.float32,
+                                                   name="embedding")}),
+            "reconstruct": (lambda image: {"reconstructed_image": self.reconstruct(image)}, {"image": image("image")}),
+        }
+
+    def sample_grid(self, batch, n: int = 5):
+        """Fig. 3-style grid: row r is source r with ALL units of reference c (column c) swapped in."""
+        from tfattr.utils import image_grid
+
+        x = batch["image"][:n]
+        n = int(x.shape[0])
+        out = image_grid.to_uint8(self.swap(tf.repeat(x, n, axis=0), tf.tile(x, [n, 1, 1, 1]),
+                                            tf.ones([n * n, self.num_units])))
+        xs = image_grid.to_uint8(x)
+        tiles = [None] + list(xs)
+        for r in range(n):
+            tiles += [xs[r]] + list(out[r * n:(r + 1) * n])
+        return image_grid.grid(tiles, n + 1, n + 1)
+
+    DEFAULT_SIGNATURE = "swap"
+

@@ -1,0 +1,1 @@
+"""Training: strategy selection, the loop, checkpoints, run directories."""

@@ -1,0 +1,215 @@
+"""`run(config)`: strategy, data, model, checkpoints, logging, samples, export.
+
+The loop is written out (not `model.fit`) so that the step counter, checkpoints and resume are
+explicit: `step` is a checkpointed variable, and resuming restores model, optimizers and step and
+continues to `config.steps`. The data stream after a resume is re-seeded with the resumed step
+(tf.data cannot cheaply restore a shuffle position over decoded images), so it is a fresh,
+equally distributed stream, never a replay of the batches already seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from tfattr import config as config_lib
+from tfattr import models
+from tfattr.data import attributes as attributes_lib
+from tfattr.training import checkpointing, rundir
+from tfattr.training import strategy as strategy_lib
+from tfattr.utils import image_grid
+
+CONFIG_FILE = "config.json"
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+def _is_chief() -> bool:
+    """The chief writes the run directory: task "chief", or worker 0 when the cluster has no chief."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task = tf_config.get("task", {})
+    if not task:
+        return True
+    if "chief" in tf_config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0
+
+
+def _source_options(config: config_lib.TrainConfig) -> dict:
+    return config_lib.parse_hparams(config.dataset_options)
+
+
+def load_data(config: config_lib.TrainConfig, split: str, batch_size: int, seed: int, shuffle=True, repeat=True,
+              flip=None):
+    from tfattr.data import pipeline
+
+    return pipeline.load(config.dataset, split, image_size=config.image_size, batch_size=batch_size,
+                         attributes=config.attributes, shuffle=shuffle, repeat=repeat,
+                         flip=config.flip if flip is None else flip, seed=seed, **_source_options(config))
+
+
+def prepare_run_dir(config: config_lib.TrainConfig) -> str:
+    if config.run_dir:
+        run_dir = config.run_dir
+        ckpt_dir = os.path.join(run_dir, "checkpoints")
+        if (not config.resume and tf.io.gfile.exists(ckpt_dir)
+                and tf.train.latest_checkpoint(ckpt_dir) is not None):
+            raise FileExistsError(f"--run_dir={run_dir} already has checkpoints; pass --resume to continue it "
+                                  "or choose a new --run_dir")
+        os.makedirs(run_dir, exist_ok=True)
+        return run_dir
+    if config.resume:
+        raise ValueError("--resume needs --run_dir (the run to continue)")
+    return rundir.new_run_dir(config.output_dir, config.model, config.dataset, config.image_size, config.batch_size)
+
+
+def load_model_from_run(run_dir: str, checkpoint: str | None = None, strategy=None):
+    """Rebuilds the model a run trained and restores its latest (or the given) checkpoint."""
+    meta = rundir.read_json(os.path.join(run_dir, CONFIG_FILE))
+    schema = attributes_lib.Schema.from_json(meta["schema"])
+    module = models.get(meta["train"]["model"])
+    model_config = module.Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["model"].items()})
+    scope = strategy.scope() if strategy else _null_scope()
+    with scope:
+        model = models.build(meta["train"]["model"], schema, meta["train"]["image_size"], config=model_config)
+        model.compile()
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        ckpt = checkpointing.Checkpointer(os.path.join(run_dir, "checkpoints"), model, step)
+        restored = ckpt.restore(checkpoint)
+    if restored is None:
+        raise FileNotFoundError(f"{run_dir}/checkpoints has no checkpoint to load")
+    return model, int(step.numpy()), meta
+
+
+class _null_scope:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
+    """Trains `config.model` and returns {"run_dir", "step", "logs", "export"}.
+
+    Args:
+      config: the run configuration.
+      flags_writer: optional callable(path) writing the resolved flags as a flagfile (the CLI passes
+        absl's `FLAGS.append_flags_into_file`), so the run directory reproduces itself.
+    """
+    keras.utils.set_random_seed(config.seed)
+    strategy = strategy_lib.make_strategy(config.strategy)
+    module = models.get(config.model)
+    model_config = config_lib.override(module.Config(), config_lib.parse_hparams(config.hparams))
+    local_batch = strategy_lib.per_replica_batch(config.batch_size, strategy,
+                                                 multiple_of=getattr(module.Model, "BATCH_MULTIPLE", 1))
+    del local_batch
+    run_dir = prepare_run_dir(config)
+    chief = _is_chief()
+
+    with strategy.scope():
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    # The schema must be known to build the model; the dataset gives it.
+    _, schema = load_data(config, "train", config.batch_size, config.seed)
+    with strategy.scope():
+        model = models.build(config.model, schema, config.image_size, config=model_config)
+        model.compile()
+        ckpt_dir = os.path.join(run_dir, "checkpoints") if chief else os.path.join(run_dir, "workers",
+                                                                                   str(_task_index()))
+        ckpt = checkpointing.Checkpointer(ckpt_dir, model, step, keep=config.keep_checkpoints)
+        restored = ckpt.restore() if config.resume else None
+    start = int(step.numpy())
+    if config.resume and restored is None:
+        print(f"--resume: no checkpoint in {ckpt_dir}; starting at step 0")
+
+    if chief:
+        rundir.write_json(os.path.join(run_dir, CONFIG_FILE), {
+            "train": config_lib.to_dict(dataclasses.replace(config, run_dir=run_dir)),
+            "model": config_lib.to_dict(model_config), "schema": schema.to_json(),
+            "replicas": strategy.num_replicas_in_sync})
+        if flags_writer is not None:
+            flags_writer(os.path.join(run_dir, "flags.txt"))
+
+    dataset, _ = load_data(config, "train", config.batch_size, config.seed + start)
+    dist_iter = iter(strategy.experimental_distribute_dataset(dataset))
+    sample_batch = next(iter(load_data(config, "test", 8, config.seed, shuffle=False, repeat=False, flip=False)[0]))
+
+    spe = max(1, int(config.steps_per_execution))
+
+    @tf.function(jit_compile=False)
+    def train_steps(iterator, n):
+        for _ in tf.range(n):
+            strategy.run(model.train_step, args=(next(iterator),))
+            step.assign_add(1)
+
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs")) if chief else tf.summary.create_noop_writer()
+    progbar = keras.utils.Progbar(config.steps, stateful_metrics=list(model.LOSS_NAMES)) \
+        if config.progress and chief else None
+    logs: dict[str, float] = {}
+    last_ok = start
+    t0 = time.time()
+    current = start
+    while current < config.steps:
+        n = min(spe, config.steps - current, _until_next(current, config))
+        train_steps(dist_iter, tf.constant(n, tf.int64))
+        current = int(step.numpy())
+        if current % config.log_every == 0 or current == config.steps:
+            logs = {k: float(v) for k, v in model.logs().items()}
+            bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+            if bad:
+                raise NonFiniteLossError(
+                    f"non-finite loss {bad} between steps {last_ok} and {current}; the last good checkpoint is "
+                    f"{ckpt.latest} (resume from it with a lower learning rate)")
+            last_ok = current
+            with writer.as_default(step=current):
+                for k, v in logs.items():
+                    tf.summary.scalar(k, v)
+                tf.summary.scalar("steps_per_second", (current - start) / max(time.time() - t0, 1e-9))
+            model.reset_trackers()
+            if progbar is not None:
+                progbar.update(current, list(logs.items()))
+        if chief and config.sample_every and (current % config.sample_every == 0 or current == config.steps):
+            grid = model.sample_grid(sample_batch)
+            image_grid.save_png(os.path.join(run_dir, "samples", f"{current:07d}.png"), grid)
+            with writer.as_default(step=current):
+                tf.summary.image("samples", grid[None], max_outputs=1)
+        if config.checkpoint_every and (current % config.checkpoint_every == 0 or current == config.steps):
+            ckpt.save(current)
+    writer.flush()
+
+    result = {"run_dir": run_dir, "step": int(step.numpy()), "logs": logs, "export": None}
+    if chief and config.export_after:
+        from tfattr.export import saved_model
+
+        path = os.path.join(run_dir, "export", config.model, str(config.export_version))
+        if not os.path.exists(path):
+            result["export"] = saved_model.export(
+                model, os.path.join(run_dir, "export"), config.model, config.export_version,
+                metadata={"train": config_lib.to_dict(config), "model_config": config_lib.to_dict(model_config),
+                          "step": result["step"]},
+                warmup_inputs=saved_model.example_inputs(model, batch_size=1))
+        else:
+            result["export"] = path
+    return result
+
+
+def _task_index() -> int:
+    return int(json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", 0))
+
+
+def _until_next(current: int, config) -> int:
+    """Steps until the next log/sample/checkpoint boundary, so a multi-step execution stops there."""
+    out = config.steps - current
+    for every in (config.log_every, config.sample_every, config.checkpoint_every):
+        if every:
+            out = min(out, every - current % every)
+    return max(out, 1)
