@@ -16,15 +16,17 @@ from tfattr import flags as tfattr_flags
 FLAGS = flags.FLAGS
 
 
-def _write_flags(run_dir_value):
-    def write(path):
-        FLAGS.run_dir = run_dir_value  # the flagfile reproduces (and resumes) this exact run
-        tmp = path + ".tmp"
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        FLAGS.append_flags_into_file(tmp)
-        os.replace(tmp, path)
-    return write
+def write_flagfile(path: str, run_dir: str) -> None:
+    """Writes tfattr's flags (not absl's own) as a flagfile that re-runs, or with --resume
+    continues, this exact run; atomically, through a temporary file."""
+    FLAGS.run_dir = run_dir
+    lines = [flag.serialize() for flag in FLAGS.get_flags_for_module(tfattr_flags)
+             if flag.name not in ("resume", "dry_run")]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("# python -m tfattr.train --flagfile=" + path + "  (add --resume to continue)\n")
+        f.write("\n".join(line for line in lines if line) + "\n")
+    os.replace(tmp, path)
 
 
 def main(argv):
@@ -45,7 +47,7 @@ def main(argv):
     from tfattr.training import loop
 
     def flags_writer(path):
-        _write_flags(os.path.dirname(path))(path)
+        write_flagfile(path, os.path.dirname(path))
 
     result = loop.run(config, flags_writer=flags_writer)
     print(f"run_dir={result['run_dir']} step={result['step']} export={result['export']}")

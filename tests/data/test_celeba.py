@@ -183,3 +183,38 @@ def test_tfds_not_prepared_says_what_to_do(tmp_path):
     msg = str(e.value)
     assert "tfds build celeb_a" in msg and str(tmp_path) in msg and "img_align_celeba.zip" in msg
     assert not os.path.exists(tmp_path / "downloads" / "img_align_celeba.zip")
+
+
+def test_tfds_prepared_build_gives_same_schema_and_grouping(tmp_path):
+    import tensorflow_datasets as tfds
+
+    celeb_cls = tfds.builder_cls("celeb_a")
+
+    class TinyCelebA(celeb_cls, skip_registration=True):
+        """The real celeb_a builder (name, version, features) fed two generated examples."""
+
+        name = "celeb_a"
+        url_infos = {}  # nothing is downloaded
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._make(["000001.jpg", "000003.jpg"]), "test": self._make(["000004.jpg"])}
+
+        def _make(self, files):
+            for f in files:
+                on, _ = ROWS[f]
+                yield f, {"image": np.full((218, 178, 3), 90, np.uint8),
+                          "landmarks": {k: 0 for k in self.info.features["landmarks"].keys()},
+                          "attributes": {n: n in on for n in NAMES},
+                          "identity": {"Identity_No": int(f[:6])}}
+
+    TinyCelebA(data_dir=str(tmp_path)).download_and_prepare()
+    src = base.get_source("celeba_tfds", data_dir=str(tmp_path), image_size=8)
+    assert src.schema == celeba.celeba_schema(NAMES)[0]  # same schema as the official-files source
+    assert src.crop_box() == (20, 0, 178, 178)
+    assert (src.num_examples("train"), src.num_examples("validation"), src.num_examples("test")) == (2, 0, 1)
+    ds, schema = pipeline.make_batches(src, "train", image_size=8, batch_size=2, shuffle=False, repeat=False,
+                                       attributes=["Hair_Color", "Smiling", "Male"])
+    batch = next(iter(ds))
+    got = sorted(zip(batch["identity"].numpy().tolist(), batch["labels"].numpy().tolist()))
+    assert got == [(1, [0, 1, 0]), (3, [-1, 0, 0])]
+    assert batch["image"].shape == (2, 8, 8, 3)

@@ -99,6 +99,10 @@ def mpie(root, subject, session, recording, camera, flash):
     return path
 
 
+def by_identity(src):
+    return {int(i): tuple(lab) for s in base.SPLITS for i, lab in zip(src.table(s).identity, src.table(s).labels)}
+
+
 def test_multipie_paths_to_labels(tmp_path):
     root = tmp_path / "mpie"
     p = mpie(root, 1, 1, 2, "05_1", 7)
@@ -110,12 +114,12 @@ def test_multipie_paths_to_labels(tmp_path):
     assert src.schema.names == ["Pose", "Illumination", "Expression"]
     labels, subject = faces.parse_multipie_path(str(p), str(root), {i: i for i in range(20)})
     assert subject == 1 and labels == [faces.MULTIPIE_CAMERAS.index("05_1"), 7, 1]  # smile
-    all_labels = {int(i): tuple(l) for t in (src.table("train"), src.table("test")) for i, l in zip(t.identity, t.labels)}
+    all_labels = by_identity(src)
     assert all_labels[2] == (0, 0, faces.MULTIPIE_EXPRESSIONS.index("squint"))
     assert all_labels[3] == (14, 19, faces.MULTIPIE_EXPRESSIONS.index("scream"))
     assert all_labels[4] == (7, 12, 0)
     grouped = faces.make_multipie(str(root), illumination_groups={"none": [0], "front": [7, 12]})
-    g = {int(i): tuple(l) for t in (grouped.table("train"), grouped.table("test")) for i, l in zip(t.identity, t.labels)}
+    g = by_identity(grouped)
     assert grouped.schema["Illumination"].values == ("none", "front")
     assert g[1][1] == 1 and g[2][1] == 0 and g[3][1] == -1
 

@@ -158,7 +158,8 @@ def split_indices(
     """
     if not (0 <= test_fraction < 1 and 0 <= validation_fraction < 1 and test_fraction + validation_fraction < 1):
         raise ValueError(
-            f"need 0 <= test_fraction, validation_fraction and their sum < 1; got {test_fraction}, {validation_fraction}"
+            "need 0 <= test_fraction, validation_fraction and their sum < 1; "
+            f"got {test_fraction}, {validation_fraction}"
         )
     rng = np.random.default_rng(seed)
     units = np.unique(groups) if groups is not None else np.arange(n)
@@ -423,7 +424,9 @@ def read_attribute_csv(path: str, schema: Schema | None = None):
     else:
         missing = [a.name for a in schema if a.name not in header]
         if missing:
-            raise DataError(f"{path}: schema attributes {missing} are not CSV columns; columns: {', '.join(header[1:])}")
+            raise DataError(
+                f"{path}: schema attributes {missing} are not CSV columns; columns: {', '.join(header[1:])}"
+            )
         attr_cols = [header.index(a.name) for a in schema]
     labels = np.full([len(raw), len(schema)], -1, np.int32)
     for i, (r, line) in enumerate(zip(raw, lines)):

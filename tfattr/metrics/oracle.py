@@ -149,14 +149,15 @@ def render_labelled(seed: int, split: str, start: int, count: int, size: int = O
     """Renders examples [start, start+count) of a bench split: (uint8 images, int32 labels)."""
     images = np.zeros((count, size, size, 3), np.uint8)
     labs = np.zeros((count, len(synthetic.SCHEMA)), np.int32)
-    for idx, p, imgs in synthetic.render_split(seed, split, start, start + count, size, chunk=256):
+    for idx, p, imgs in synthetic.render_split(seed, split, start, start + count, size):
         images[idx - start] = imgs
         labs[idx - start] = synthetic.labels(p)
     return images, labs
 
 
-def train(out: str, steps: int, seed: int = 0, batch_size: int = 64, num_train: int = 40000,
-          num_eval: int = 2000, learning_rate: float = 2e-3, log=print) -> dict[str, float]:
+def train(out: str, steps: int, seed: int = 0, batch_size: int = 32, num_train: int = 30000,
+          num_eval: int = 2000, learning_rate: float = 2e-3, init_from: str | None = None,
+          log=print) -> dict[str, float]:
     """Trains the oracle on train-split renders and reports held-out (test-split) accuracy.
 
     Args:
@@ -167,6 +168,7 @@ def train(out: str, steps: int, seed: int = 0, batch_size: int = 64, num_train: 
       num_train: train-split renders (rendered once, cycled in shuffled epochs).
       num_eval: test-split renders for the reported accuracy.
       learning_rate: peak AdamW learning rate (cosine decay to zero).
+      init_from: optional `.weights.h5` to continue from (a second, shorter schedule).
       log: printing function.
 
     Returns:
@@ -198,6 +200,8 @@ def train(out: str, steps: int, seed: int = 0, batch_size: int = 64, num_train: 
         .prefetch(2)
     )
     model = build_oracle()
+    if init_from:
+        model.load_weights(init_from)
     schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, alpha=0.0, warmup_target=learning_rate,
                                                       warmup_steps=max(1, steps // 20))
     model.compile(
@@ -228,7 +232,7 @@ def main(argv):
     from absl import flags
 
     f = flags.FLAGS
-    train(f.out, f.steps, f.seed, f.batch_size, f.num_train, f.num_eval, f.learning_rate)
+    train(f.out, f.steps, f.seed, f.batch_size, f.num_train, f.num_eval, f.learning_rate, f.init_from)
 
 
 if __name__ == "__main__":
@@ -237,8 +241,9 @@ if __name__ == "__main__":
     flags.DEFINE_string("out", DEFAULT_WEIGHTS, "Output .weights.h5 path.")
     flags.DEFINE_integer("steps", 3000, "Training steps.")
     flags.DEFINE_integer("seed", 0, "Bench and initialisation seed.")
-    flags.DEFINE_integer("batch_size", 64, "Batch size.")
-    flags.DEFINE_integer("num_train", 40000, "Train-split renders (cycled).")
+    flags.DEFINE_integer("batch_size", 32, "Batch size.")
+    flags.DEFINE_integer("num_train", 30000, "Train-split renders (cycled).")
     flags.DEFINE_integer("num_eval", 2000, "Held-out test-split renders for the reported accuracy.")
     flags.DEFINE_float("learning_rate", 2e-3, "Peak learning rate.")
+    flags.DEFINE_string("init_from", None, "Optional weights to continue training from.")
     app.run(main)

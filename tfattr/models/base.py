@@ -105,6 +105,10 @@ class AttributeTransferModel(keras.Model):
     def translate(self, images, target_attributes, training=False):
         raise NotImplementedError
 
+    def transfer_from_reference(self, source, reference, attribute_names):
+        """Source images with the named attributes taken from the reference images (models that can)."""
+        raise NotImplementedError(f"{type(self).__name__} does not transfer attributes from a reference image")
+
     def signatures(self) -> dict[str, tuple[Any, dict[str, tf.TensorSpec]]]:
         """Export signatures: name -> (python function of named tensors returning a dict, input specs).
 

@@ -40,8 +40,14 @@ class Config:
     num_res_blocks: int = 6  # "six residue blocks", split evenly between Enc and Dec
     d_width: int = 64
     d_max_width: int = 2048
+    # "Spectral Normalization Layers ... are applied" (Implementation Details); off trains the
+    # discriminator's classifier much faster on small CPU runs (see benchmarks/RESULTS.md).
+    d_spectral_norm: bool = True
     d_layers: int = 0  # 0: log2(image_size) - 1 stride-2 convs, i.e. 6 at 128 px as in StarGAN's PatchGAN
     lambda_cls: float = 0.1
+    # Eq. 7 puts one lambda_cls on both classification terms; StarGAN, whose networks the paper
+    # follows, trains the discriminator's classifier at weight 1. None = lambda_cls (the paper).
+    lambda_cls_d: float | None = None
     lambda_ver: float = 0.1
     lambda_rec: float = 10.0
     # The paper uses a gradient penalty (Eq. 1) but does not give lambda_gp; 10 is Gulrajani et al.'s value.
@@ -92,12 +98,11 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     h, width = x_d, config.d_width
     for i in range(d_layers):
         h = blocks.conv_norm_act(h, min(width, config.d_max_width), 4, strides=2, norm="none",
-                                 activation="lrelu01", spectral=True, name=f"d_conv{i}")
+                                 activation="lrelu01", spectral=config.d_spectral_norm, name=f"d_conv{i}")
         width *= 2
-    adv = blocks.conv(1, 3, spectral=True, name="adv")(h)  # PatchGAN real/fake map
+    adv = blocks.conv(1, 3, spectral=config.d_spectral_norm, name="adv")(h)  # PatchGAN real/fake map
     final = image_size // 2**d_layers
-    cls = layers.SpectralNormalization(
-        layers.Conv2D(schema.num_columns, final, padding="valid"), name="cls")(h)
+    cls = blocks.conv(schema.num_columns, final, spectral=config.d_spectral_norm, padding="valid", name="cls")(h)
     cls = layers.Flatten()(cls)
     discriminator = keras.Model(x_d, {"adv": adv, "cls": cls}, name="discriminator")
 
@@ -212,6 +217,9 @@ class Model(base.AttributeTransferModel):
             row[self.schema.index(n)] = 1.0
         return tf.constant(np.tile(row, [batch_size, 1]))
 
+    def transfer_from_reference(self, source, reference, attribute_names):
+        return self.swap(source, reference, self.swap_mask_from_names(attribute_names, tf.shape(source)[0]))
+
     def call(self, batch, training=False):
         images = batch["image"]
         perm = pair_permutation(tf.shape(images)[0])
@@ -294,7 +302,8 @@ class Model(base.AttributeTransferModel):
                 d_gp = penalties.gradient_penalty(lambda t: self.discriminator(t, training=True)["adv"], x, fake)
             else:
                 d_gp = tf.zeros_like(d_adv)
-            d_loss = self.reduce(d_adv + c.lambda_gp * d_gp + c.lambda_cls * d_cls)
+            lambda_cls_d = c.lambda_cls if c.lambda_cls_d is None else c.lambda_cls_d
+            d_loss = self.reduce(d_adv + c.lambda_gp * d_gp + lambda_cls_d * d_cls)
         self.apply("d", d_tape, d_loss)
 
         for name, value in (("d/adv", d_adv), ("d/gp", d_gp), ("d/cls", d_cls), ("g/adv", g_adv),

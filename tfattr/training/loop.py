@@ -144,11 +144,13 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
     sample_batch = next(iter(load_data(config, "test", 8, config.seed, shuffle=False, repeat=False, flip=False)[0]))
 
     spe = max(1, int(config.steps_per_execution))
+    # XLA compiles the step itself; the loop around it reads the iterator, which XLA cannot hold.
+    step_fn = tf.function(model.train_step, jit_compile=True) if config.jit_compile else model.train_step
 
-    @tf.function(jit_compile=False)
+    @tf.function
     def train_steps(iterator, n):
         for _ in tf.range(n):
-            strategy.run(model.train_step, args=(next(iterator),))
+            strategy.run(step_fn, args=(next(iterator),))
             step.assign_add(1)
 
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs")) if chief else tf.summary.create_noop_writer()

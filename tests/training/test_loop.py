@@ -1,0 +1,102 @@
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import testing
+from tfattr import config as config_lib
+from tfattr.training import checkpointing, loop
+
+TINY = ",".join(f"{k}={v}" for k, v in testing.TINY_LATENT_SWAP.items())
+
+
+def smoke_config(tmp_path, **overrides):
+    base = dict(model="latent_swap", dataset="synthetic",
+                dataset_options="num_train=64,num_validation=8,num_test=16",
+                attributes=("Eyeglasses", "Hair_Color"), image_size=32, batch_size=4, steps=2, hparams=TINY,
+                output_dir=str(tmp_path / "runs"), log_every=1, sample_every=2, checkpoint_every=2,
+                strategy="default", progress=False)
+    base.update(overrides)
+    return config_lib.TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("loop")
+    written = []
+    result = loop.run(smoke_config(tmp), flags_writer=lambda p: (open(p, "w").write("--steps=2\n"), written.append(p)))
+    return tmp, result, written
+
+
+def test_smoke_run_writes_a_self_describing_run_dir(smoke_run):
+    _, result, written = smoke_run
+    run_dir = result["run_dir"]
+    assert os.path.basename(run_dir) == "00000-latent_swap-synthetic32-bs4"
+    assert written == [os.path.join(run_dir, "flags.txt")]
+    meta = loop.rundir.read_json(os.path.join(run_dir, "config.json"))
+    assert meta["train"]["run_dir"] == run_dir and meta["model"]["base_width"] == 8
+    assert [a["name"] for a in meta["schema"]] == ["Eyeglasses", "Hair_Color"]
+    assert tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")).endswith("ckpt-2")
+    assert os.listdir(os.path.join(run_dir, "samples")) == ["0000002.png"]
+    assert any(n.startswith("events.out.tfevents") for n in os.listdir(os.path.join(run_dir, "logs")))
+    assert result["step"] == 2 and all(np.isfinite(v) for v in result["logs"].values())
+    assert os.path.exists(os.path.join(result["export"], "saved_model.pb"))
+
+
+def test_resume_continues_the_step_count_and_restores_weights(smoke_run, tmp_path):
+    _, result, _ = smoke_run
+    run_dir = result["run_dir"]
+    model, step, _ = loop.load_model_from_run(run_dir)
+    assert step == 2
+    saved = testing.weights_of(model)
+    resumed = loop.run(smoke_config(tmp_path, run_dir=run_dir, resume=True, steps=3, export_after=False))
+    assert resumed["step"] == 3
+    model3, step3, _ = loop.load_model_from_run(run_dir)
+    assert step3 == 3
+    assert model3.optimizers["g"].iterations.numpy() == 3
+    assert testing.max_weight_change(saved, testing.weights_of(model3)) > 0
+    # the step-2 checkpoint still restores the step-2 weights exactly
+    model2, _, _ = loop.load_model_from_run(run_dir, os.path.join(run_dir, "checkpoints", "ckpt-2"))
+    assert testing.max_weight_change(saved, testing.weights_of(model2)) == 0
+
+
+def test_existing_run_dir_needs_resume(smoke_run, tmp_path):
+    _, result, _ = smoke_run
+    with pytest.raises(FileExistsError, match="--resume"):
+        loop.run(smoke_config(tmp_path, run_dir=result["run_dir"]))
+
+
+def test_interrupted_save_leaves_the_previous_checkpoint_latest(smoke_run):
+    _, result, _ = smoke_run
+    ckpt_dir = os.path.join(result["run_dir"], "checkpoints")
+    before = tf.train.latest_checkpoint(ckpt_dir)
+    # A save killed before the state file was updated leaves data files nobody points to.
+    with open(os.path.join(ckpt_dir, "ckpt-99.index"), "wb") as f:
+        f.write(b"\x00garbage")
+    assert tf.train.latest_checkpoint(ckpt_dir) == before
+    model, step, _ = loop.load_model_from_run(result["run_dir"])
+    assert step == int(before.rsplit("-", 1)[1])
+
+
+def test_non_finite_loss_names_the_step_window(tmp_path, monkeypatch):
+    real_load = loop.load_data
+
+    def poisoned(*args, **kwargs):
+        ds, schema = real_load(*args, **kwargs)
+        return ds.map(lambda b: {**b, "image": b["image"] * np.nan}), schema
+
+    monkeypatch.setattr(loop, "load_data", poisoned)
+    with pytest.raises(loop.NonFiniteLossError, match="between steps 0 and 1"):
+        loop.run(smoke_config(tmp_path, steps=3, export_after=False, sample_every=0))
+
+
+def test_unknown_hparam_fails_before_training(tmp_path):
+    with pytest.raises(config_lib.ConfigError, match="unknown name 'lamda_rec'.*valid names"):
+        loop.run(smoke_config(tmp_path, hparams="lamda_rec=1"))
+    assert not os.path.exists(tmp_path / "runs")
+
+
+def test_odd_per_replica_batch_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="--batch_size=3"):
+        loop.run(smoke_config(tmp_path, batch_size=3))
