@@ -50,6 +50,10 @@ class Config:
     lambda_cls_d: float | None = None
     lambda_ver: float = 0.1
     lambda_rec: float = 10.0
+    # Not in the paper: an L1 autoencoding term |x - Dec(Enc(x))|. Eq. 4 reconstructs only through
+    # two encode-swap-decode passes, which on short CPU runs leaves the decoder blurry for
+    # thousands of steps; the direct term makes the "swap nothing" path exact early. 0 = paper.
+    lambda_self_rec: float = 0.0
     # The paper uses a gradient penalty (Eq. 1) but does not give lambda_gp; 10 is Gulrajani et al.'s value.
     lambda_gp: float = 10.0
     lr_g: float = 1e-4
@@ -155,7 +159,7 @@ def pair_permutation(batch_size):
 class Model(base.AttributeTransferModel):
     """latent_swap trainer and inference operations (encode, decode, swap, blend)."""
 
-    LOSS_NAMES = ("d/adv", "d/gp", "d/cls", "g/adv", "g/cls", "g/ver", "g/rec", "g/ver_acc")
+    LOSS_NAMES = ("d/adv", "d/gp", "d/cls", "g/adv", "g/cls", "g/ver", "g/rec", "g/self_rec", "g/ver_acc")
     OPTIMIZER_GROUPS = {"g": ("encoder", "decoder", "verifier"), "d": ("discriminator",)}
     BATCH_MULTIPLE = 2  # examples are paired (0,1), (2,3), ... within each replica
 
@@ -289,6 +293,11 @@ class Model(base.AttributeTransferModel):
             g_ver, ver_acc = self.verification_loss(e, e_back, perm)
             g_rec = reconstruction.l1(x, x_back)
             g_total = g_adv + c.lambda_cls * g_cls + c.lambda_ver * g_ver + c.lambda_rec * g_rec
+            if c.lambda_self_rec > 0:
+                g_self = reconstruction.l1(x, self.decode(e, training=True))
+                g_total += c.lambda_self_rec * g_self
+            else:
+                g_self = tf.zeros_like(g_rec)
             g_loss = self.reduce(g_total)
         self.apply("g", g_tape, g_loss)
 
@@ -307,7 +316,8 @@ class Model(base.AttributeTransferModel):
         self.apply("d", d_tape, d_loss)
 
         for name, value in (("d/adv", d_adv), ("d/gp", d_gp), ("d/cls", d_cls), ("g/adv", g_adv),
-                            ("g/cls", g_cls), ("g/ver", g_ver), ("g/rec", g_rec), ("g/ver_acc", ver_acc)):
+                            ("g/cls", g_cls), ("g/ver", g_ver), ("g/rec", g_rec), ("g/self_rec", g_self),
+                            ("g/ver_acc", ver_acc)):
             self.track(name, value)
         return self.logs()
 
