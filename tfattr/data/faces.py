@@ -149,17 +149,23 @@ def make_rafd(root: str | None = None, *, split: str = "identity", test_fraction
     """
     del image_size
     root = _check_root(root or default_root("TFATTR_RAFD_DIR", "rafd"), "RaFD", _RAFD_WHAT)
+    paths, labels, identity = _scan_file_names(root, parse_rafd_name)
+    return _build("rafd", RAFD_SCHEMA, paths, labels, identity, split=split, test_fraction=test_fraction,
+                  validation_fraction=validation_fraction, split_seed=split_seed, crop_box=crop_box, root=root,
+                  what=_RAFD_WHAT)
+
+
+def _scan_file_names(root: str, parse):
+    """Images under `root` whose base name `parse` accepts -> (paths, labels, identities)."""
     paths, labels, identity = [], [], []
     for path in list_images(root):
-        parsed = parse_rafd_name(os.path.basename(path))
+        parsed = parse(os.path.basename(path))
         if parsed is None:
             continue
         paths.append(path)
         labels.append(parsed[0])
         identity.append(parsed[1])
-    return _build("rafd", RAFD_SCHEMA, paths, labels, identity, split=split, test_fraction=test_fraction,
-                  validation_fraction=validation_fraction, split_seed=split_seed, crop_box=crop_box, root=root,
-                  what=_RAFD_WHAT)
+    return paths, labels, identity
 
 
 # --- Multi-PIE. ---
@@ -368,14 +374,7 @@ def make_bu3dfe(root: str | None = None, *, split: str = "identity", test_fracti
     """
     del image_size
     root = _check_root(root or default_root("TFATTR_BU3DFE_DIR", "bu3dfe"), "BU-3DFE", _BU3DFE_WHAT)
-    paths, labels, identity = [], [], []
-    for path in list_images(root):
-        parsed = parse_bu3dfe_name(os.path.basename(path))
-        if parsed is None:
-            continue
-        paths.append(path)
-        labels.append(parsed[0])
-        identity.append(parsed[1])
+    paths, labels, identity = _scan_file_names(root, parse_bu3dfe_name)
     return _build("bu3dfe", BU3DFE_SCHEMA, paths, labels, identity, split=split, test_fraction=test_fraction,
                   validation_fraction=validation_fraction, split_seed=split_seed, crop_box=crop_box, root=root,
                   what=_BU3DFE_WHAT)
