@@ -54,6 +54,22 @@ def evaluate_swap(swap_fn: SwapFn, attributes: Sequence[str], image_size: int, o
       "swap_accuracy", "preservation", "counterfactual_l1"}.
     """
     params_a, params_b = bench_pairs(num_pairs, seed)
+    return score_swaps(swap_fn, attributes, image_size, oracle, params_a, params_b, batch_size, baselines)
+
+
+def score_swaps(swap_fn: SwapFn, attributes: Sequence[str], image_size: int, oracle, params_a, params_b,
+                batch_size: int = 50, baselines: bool = True, protocol: str = "bench_swap") -> list[dict]:
+    """Scores single-attribute swaps B -> A on given bench pairs (the body of `evaluate_swap`).
+
+    Args:
+      swap_fn, attributes, image_size, oracle, batch_size, baselines: as in `evaluate_swap`.
+      params_a, params_b: bench parameter dicts of the sources and references, arrays `[N]`
+        (pair i is (a_i, b_i)).
+      protocol: value of the records' "protocol" field.
+
+    Returns:
+      Records as `evaluate_swap`'s.
+    """
     la, lb = synthetic.labels(params_a), synthetic.labels(params_b)
     names = synthetic.SCHEMA.names
     records = []
@@ -75,7 +91,7 @@ def evaluate_swap(swap_fn: SwapFn, attributes: Sequence[str], image_size: int, o
         for method, out in outputs.items():
             pred = oracle.predict_labels(out)
             records.append({
-                "protocol": "bench_swap", "method": method, "attribute": attr, "pairs": int(idx.size),
+                "protocol": protocol, "method": method, "attribute": attr, "pairs": int(idx.size),
                 "swap_accuracy": float(np.mean(pred[:, g] == lb[idx, g])),
                 "preservation": float(np.mean(pred[:, others] == la[idx][:, others])),
                 "counterfactual_l1": float(np.mean(np.abs(out - truth))),
