@@ -6,6 +6,7 @@ import importlib
 
 MODELS = {
     "latent_swap": "tfattr.models.latent_swap",
+    "mask_transfer": "tfattr.models.mask_transfer",
 }
 
 

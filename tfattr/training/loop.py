@@ -49,11 +49,25 @@ def _source_options(config: config_lib.TrainConfig) -> dict:
 
 def load_data(config: config_lib.TrainConfig, split: str, batch_size: int, seed: int, shuffle=True, repeat=True,
               flip=None):
+    """Batches for `config.model`: `pipeline.load` batches, or, for a model class declaring
+    `DATA = "two_domains"`, `pipeline.pairs` of the two `pipeline.two_domains` streams split on
+    the model's `domain_attribute`/`domain_value` hparams (`{"image_a", ..., "image_b", ...}`)."""
+    from tfattr.data import base as data_base
     from tfattr.data import pipeline
+    from tfattr.data.attributes import parse_names
 
+    flip = config.flip if flip is None else flip
+    module = models.get(config.model)
+    if getattr(module.Model, "DATA", "single") == "two_domains":
+        model_config = config_lib.override(module.Config(), config_lib.parse_hparams(config.hparams))
+        source = data_base.get_source(config.dataset, image_size=config.image_size, **_source_options(config))
+        domain_a, domain_b = pipeline.two_domains(
+            source, split, model_config.domain_attribute, model_config.domain_value, image_size=config.image_size,
+            batch_size=batch_size, attributes=config.attributes, shuffle=shuffle, repeat=repeat, flip=flip, seed=seed)
+        return pipeline.pairs(domain_a, domain_b), source.schema.select(parse_names(config.attributes))
     return pipeline.load(config.dataset, split, image_size=config.image_size, batch_size=batch_size,
                          attributes=config.attributes, shuffle=shuffle, repeat=repeat,
-                         flip=config.flip if flip is None else flip, seed=seed, **_source_options(config))
+                         flip=flip, seed=seed, **_source_options(config))
 
 
 def prepare_run_dir(config: config_lib.TrainConfig) -> str:

@@ -1,0 +1,187 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import testing
+from tfattr import models
+from tfattr.losses import mask as mask_losses
+from tfattr.models import mask_transfer
+
+SIZE = 32
+TINY = {"base_width": 4, "num_blocks": 2, "sep": 64, "classifier_width": 8}
+
+
+def build(**overrides):
+    return models.build("mask_transfer", testing.SCHEMA, SIZE, {**TINY, **overrides})
+
+
+def two_domain_batch(batch_size=4, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(-1, 1, [2, batch_size, SIZE, SIZE, 3]).astype(np.float32)
+    return {"image_a": tf.constant(images[0]), "image_b": tf.constant(images[1])}
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = build()
+    m.compile()
+    return m
+
+
+def test_shapes_and_ranges(model):
+    batch = two_domain_batch()
+    z, mask = model.transfer(batch["image_a"], batch["image_b"])
+    assert z.shape == (4, SIZE, SIZE, 3) and mask.shape == (4, SIZE, SIZE, 1)
+    assert float(tf.reduce_min(mask)) >= 0.0 and float(tf.reduce_max(mask)) <= 1.0
+    assert float(tf.reduce_min(z)) >= -1.0 and float(tf.reduce_max(z)) <= 1.0
+    assert model.separate_encoder.output.shape[1:] == (8, 8, 1)  # sep=64 dims at an 8x8 code
+
+
+def test_zero_mask_returns_the_target_exactly():
+    batch = two_domain_batch(seed=1)
+    target, raw = batch["image_a"], batch["image_b"]
+    out = mask_losses.composite(tf.zeros([4, SIZE, SIZE, 1]), raw, target)
+    np.testing.assert_array_equal(out.numpy(), target.numpy())
+    out = mask_losses.composite(tf.ones([4, SIZE, SIZE, 1]), raw, target)
+    np.testing.assert_array_equal(out.numpy(), raw.numpy())
+
+
+def test_transfer_with_zeroed_mask_head_is_the_source(model):
+    """A mask logit of -inf (bias) gives m = 0 and z(a, b) = a, bit for bit (Eq. 2)."""
+    m = build()
+    out_layer = m.decoder_b.get_layer("decoder_b_out")
+    kernel, bias = out_layer.get_weights()
+    kernel[..., 0, :] = 0.0  # Conv2DTranspose kernel: [k, k, out, in]
+    bias[0] = -1e4
+    out_layer.set_weights([kernel, bias])
+    batch = two_domain_batch(seed=2)
+    z, mask = m.transfer(batch["image_a"], batch["image_b"])
+    assert float(tf.reduce_max(mask)) == 0.0
+    np.testing.assert_array_equal(z.numpy(), batch["image_a"].numpy())
+
+
+def test_reconstruction_path_is_transfer_onto_itself(model):
+    x = two_domain_batch(seed=3)["image_a"]
+    z, mask = model.reconstruct(x)
+    z2, mask2 = model.transfer(x, x)
+    np.testing.assert_array_equal(z.numpy(), z2.numpy())
+    # z(a, a) = m z_raw + (1 - m) a: where the mask is small the output is the input.
+    # z - a = m (z_raw - a) with z_raw, a in [-1, 1]: the change is at most 2m at every pixel.
+    assert np.all(np.abs(z.numpy() - x.numpy()) <= 2 * mask.numpy() + 1e-5)
+
+
+def test_removal_keeps_pixels_outside_the_binary_mask(model):
+    b = two_domain_batch(seed=4)["image_b"]
+    for threshold in (0.3, 0.5, 0.7):
+        removed, binary = model.remove(b, threshold)
+        _, soft = model.segment(b, threshold)
+        np.testing.assert_array_equal(binary.numpy(), (soft.numpy() > threshold).astype(np.float32))
+        outside = np.broadcast_to(binary.numpy() == 0, b.shape)
+        np.testing.assert_array_equal(removed.numpy()[outside], b.numpy()[outside])
+        inside = np.broadcast_to(binary.numpy() == 1, b.shape)
+        unmasked = model.decoder_a(model.common_encoder(b)).numpy()
+        np.testing.assert_allclose(removed.numpy()[inside], unmasked[inside], atol=1e-6)
+
+
+def test_interpolation_endpoints_are_the_two_guides(model):
+    batch = two_domain_batch(seed=5)
+    a, b = batch["image_a"], batch["image_b"]
+    b2 = b[::-1]
+    z0, _ = model.interpolate(a, b, b2, tf.zeros([4]))
+    z1, _ = model.interpolate(a, b, b2, tf.ones([4]))
+    np.testing.assert_allclose(z0.numpy(), model.transfer(a, b)[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(z1.numpy(), model.transfer(a, b2)[0].numpy(), atol=1e-6)
+
+
+def test_sequential_transfer_and_reference_names(model):
+    batch = two_domain_batch(seed=6)
+    a, b = batch["image_a"], batch["image_b"]
+    once = model.transfer(a, b)[0]
+    out = mask_transfer.sequential_transfer(a, [(model, b), (model, None)])
+    np.testing.assert_allclose(out.numpy(), model.remove(once)[0].numpy(), atol=1e-6)
+    np.testing.assert_array_equal(model.transfer_from_reference(a, b, ["Eyeglasses"]).numpy(), once.numpy())
+    with pytest.raises(ValueError, match="Eyeglasses"):
+        model.transfer_from_reference(a, b, ["Smiling"])
+
+
+def test_train_step_finite_and_updates_every_network():
+    m = build()
+    m.compile()
+    before = {name: testing.weights_of(net) for name, net in m.networks.items()}
+    logs = m.train_step(two_domain_batch(seed=7))
+    assert set(logs) == set(m.LOSS_NAMES)
+    assert all(np.isfinite(float(v)) for v in logs.values()), logs
+    for name, net in m.networks.items():
+        assert testing.max_weight_change(before[name], testing.weights_of(net)) > 0, name
+    logs = m.test_step(two_domain_batch(seed=8))
+    assert all(np.isfinite(float(v)) for v in logs.values())
+
+
+def test_export_round_trip(model, tmp_path):
+    from tfattr.export import saved_model
+
+    path = saved_model.export(model, str(tmp_path), "mask_transfer", 1)
+    errors = saved_model.verify(path, model)
+    assert set(errors) == {"transfer", "remove", "segment", "interpolate", "replace"}
+    served = saved_model.load(path).signatures["serving_default"]
+    assert set(served.structured_outputs) == {"translated_image", "mask"}
+
+
+def test_two_replica_step_equals_single_device(two_cpu_strategy):
+    """One step on 2 replicas (2 pairs each) moves the weights exactly as one step on 1 device
+    (SGD: its update is linear in the gradient, so a doubled update would show). The train step
+    draws nothing at random, and batch norm is synchronised across replicas."""
+    batch = two_domain_batch(seed=9)
+
+    def one_step(strategy):
+        tf.keras.utils.set_random_seed(1)
+        with strategy.scope():
+            m = build()
+            m.compile({"g": tf.keras.optimizers.SGD(0.05), "c": tf.keras.optimizers.SGD(0.05)})
+        before = testing.weights_of(m)
+        dist = iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch)))
+
+        @tf.function
+        def step(b):
+            strategy.run(m.train_step, args=(b,))
+
+        step(next(dist))
+        return before, testing.weights_of(m), {k: float(v) for k, v in m.logs().items()}
+
+    before, single_w, single_logs = one_step(tf.distribute.get_strategy())
+    _, multi_w, multi_logs = one_step(two_cpu_strategy)
+    assert testing.max_weight_change(before, single_w) > 1e-3
+    assert testing.max_weight_change(single_w, multi_w) < 1e-5
+    for k in ("g/rec1_a", "g/rec2_b", "g/dc", "c/loss"):
+        np.testing.assert_allclose(multi_logs[k], single_logs[k], rtol=1e-4, err_msg=k)
+
+
+def test_bad_sizes_fail_with_a_located_message():
+    with pytest.raises(ValueError, match="multiple of 2\\*\\*num_blocks"):
+        models.build("mask_transfer", testing.SCHEMA, 34, TINY)
+    with pytest.raises(ValueError, match="sep=10"):
+        build(sep=10)
+
+
+def test_mask_iou():
+    p = np.zeros([2, 4, 4], np.float32)
+    t = np.zeros([2, 4, 4], np.float32)
+    p[0, :2] = 1.0
+    t[0, :1] = 1.0
+    np.testing.assert_allclose(mask_losses.mask_iou(p, t).numpy(), [0.5, 1.0])
+
+
+def test_training_loop_feeds_two_domain_batches():
+    from tfattr import config as config_lib
+    from tfattr.training import loop
+
+    config = config_lib.TrainConfig(
+        model="mask_transfer", dataset="synthetic", dataset_options="num_train=64,num_validation=8,num_test=16",
+        attributes=("Eyeglasses", "Smiling"), image_size=SIZE, batch_size=4,
+        hparams=",".join(f"{k}={v}" for k, v in TINY.items()))
+    dataset, schema = loop.load_data(config, "train", 4, seed=0)
+    assert schema.names == ["Eyeglasses", "Smiling"]
+    batch = next(iter(dataset))
+    assert batch["image_a"].shape == batch["image_b"].shape == (4, SIZE, SIZE, 3)
+    np.testing.assert_array_equal(batch["labels_a"].numpy()[:, 0], 0)  # A: without the domain attribute
+    np.testing.assert_array_equal(batch["labels_b"].numpy()[:, 0], 1)  # B: with it

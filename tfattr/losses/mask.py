@@ -1,0 +1,69 @@
+"""Mask compositing and domain-confusion losses (Mokady et al. 2020, "Mask based unsupervised
+content transfer", Sec. 3)."""
+
+import tensorflow as tf
+
+from tfattr.losses.classification import binary_cross_entropy
+
+
+def composite(mask, raw, background):
+    """z = m * z_raw + (1 - m) * background (Eqs. 2 and 7).
+
+    Written as a sum of two products, not `background + m * (raw - background)`, so that a zero
+    mask returns the background bit for bit.
+
+    Args:
+      mask: float32 `[B, H, W, 1]` in [0, 1].
+      raw: float32 `[B, H, W, 3]` in [-1, 1], the decoder's raw image.
+      background: float32 `[B, H, W, 3]` in [-1, 1] (image a for z, D_A(E_c(b)) for z').
+
+    Returns:
+      float32 `[B, H, W, 3]`.
+    """
+    return mask * raw + (1.0 - mask) * background
+
+
+def domain_confusion_loss(logits_a, logits_b):
+    """L_DC (Eq. 3), per example: the common encoder wants C to call both domains "1".
+
+    Args:
+      logits_a: C's logits on E_c(a), `[B]` or `[B, 1]` (pre-sigmoid; C ends with a sigmoid).
+      logits_b: C's logits on E_c(b), same shape.
+
+    Returns:
+      float32 `[B]`: l(C(E_c(a_i)), 1) + l(C(E_c(b_i)), 1), pairing the i-th examples of the domains.
+    """
+    return (binary_cross_entropy(logits_a, tf.ones_like(logits_a))
+            + binary_cross_entropy(logits_b, tf.ones_like(logits_b)))
+
+
+def domain_classifier_loss(logits_a, logits_b):
+    """L_C (Eq. 4), per example: C labels domain A encodings 0 and domain B encodings 1.
+
+    Args:
+      logits_a: C's logits on E_c(a), `[B]` or `[B, 1]`.
+      logits_b: C's logits on E_c(b), same shape.
+
+    Returns:
+      float32 `[B]`.
+    """
+    return (binary_cross_entropy(logits_a, tf.zeros_like(logits_a))
+            + binary_cross_entropy(logits_b, tf.ones_like(logits_b)))
+
+
+def mask_iou(predicted, target, threshold: float = 0.5):
+    """Intersection over union of binarised masks, per example (Sec. 4, Tab. 5 protocol).
+
+    Args:
+      predicted: float `[B, H, W]` or `[B, H, W, 1]` soft mask in [0, 1].
+      target: float, same shape, in [0, 1].
+      threshold: both masks are binarised with `> threshold`.
+
+    Returns:
+      float32 `[B]`; 1 where both masks are empty.
+    """
+    p = tf.reshape(tf.cast(tf.convert_to_tensor(predicted) > threshold, tf.float32), [tf.shape(predicted)[0], -1])
+    t = tf.reshape(tf.cast(tf.convert_to_tensor(target) > threshold, tf.float32), [tf.shape(target)[0], -1])
+    inter = tf.reduce_sum(p * t, axis=1)
+    union = tf.reduce_sum(tf.maximum(p, t), axis=1)
+    return tf.where(union > 0, inter / tf.maximum(union, 1.0), tf.ones_like(union))

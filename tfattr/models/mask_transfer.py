@@ -1,0 +1,370 @@
+"""mask_transfer: mask based unsupervised content transfer (Mokady et al., ICLR 2020).
+
+Paper: ../shared/papers/mask_transfer__mokady2020_mask_based_content_transfer.txt (Sec. 3, App. A).
+
+Two domains: A (faces without an attribute, e.g. glasses) and B (faces with it). A common encoder
+E_c keeps what both domains share, a separate encoder E_s what only B has. D_A decodes a common
+code to a domain-A image; D_B decodes a (common, separate) pair to a soft mask m and a raw image,
+and the output keeps the target image outside the mask (Eqs. 1-2):
+
+  m(a, b), z_raw(a, b) = D_B(E_c(a), E_s(b));   z(a, b) = m * z_raw + (1 - m) * a
+
+Training (one batch = B_local examples of A and B_local of B, paired by index):
+  L = lambda_dc L_DC + lambda_rec1_a |D_A(E_c(a)) - a| + lambda_rec1_b |z'(D_A(E_c(b)), b, b) - b|
+      + lambda_cycle_* (|E_c(z(a,b)) - E_c(a)|^2, |E_s(z(a,b)) - E_s(b)|^2)
+      + lambda_rec2_a |z(a,a) - a| + lambda_rec2_b |z(b,b) - b|                            (Eqs. 3, 5-9)
+  L_C = BCE(C(E_c(a)), 0) + BCE(C(E_c(b)), 1)                                                  (Eq. 4)
+
+Operations: `transfer` z(a, b) (guided transfer), `remove` (attribute removal with the binarised
+mask), `segment` (weakly supervised segmentation m(b, b) > threshold), `interpolate` (blend of two
+guides' E_s codes), `replace` (remove then add a guide's content) and `sequential_transfer`
+(several models, e.g. glasses then beard).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from tfattr.data.attributes import Schema
+from tfattr.layers import blocks
+from tfattr.losses import mask as mask_losses
+from tfattr.losses import reconstruction
+from tfattr.models import base
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Hyper-parameters. Defaults follow Mokady et al. 2020, Sec. 3 and Appendix A.
+
+    The paper does not print λ1..λ5; Appendix J gives the ranges it found insensitive (λ1 in 3-7,
+    λ4 in 0.4-1.0). The defaults are the authors' released settings for glasses, which sit inside
+    those ranges: λ1 = λ2 = 5, cycle 1 + 1, λ4 = λ5 = 1; L_DC keeps the paper's weight 1.
+    """
+
+    # Domain B = examples whose `domain_attribute` equals `domain_value` (None: "yes" of a binary
+    # attribute); domain A = the other labelled examples (Sec. 4, "Guided Content Transfer").
+    domain_attribute: str = "Eyeglasses"
+    domain_value: str | None = None
+    base_width: int = 32  # App. A: d32, d64, ... (u32 last hidden deconv)
+    # App. A: 6 stride-2 blocks at 128 px (a 2x2 code). Fewer blocks keep a 2x2 code at 64 px; the
+    # blocks dropped are the highest-resolution ones (first of each encoder, last of each decoder).
+    num_blocks: int = 6
+    # App. A: "sep is the dimension of the separate encoders, set to be 100". Read as the size of
+    # the flattened E_s code (channels x h x w): the listed d_sep block at a 2x2 code then has
+    # 25 channels, which is what the authors' release uses (sep=25 channels at 2x2).
+    sep: int = 100
+    classifier_width: int = 512  # App. A: C = FC 512, LeakyReLU 0.2, FC 1, sigmoid
+    norm: str = "batch"  # App. A: batch norm in every hidden block
+    # The overall loss (Sec. 3) writes L_DC with weight 1. The authors' release trains with 0.005
+    # for 150k iterations; on the 64 px bench 0.005 left C ~70% right on E_c codes after 550 steps
+    # and the masks collapsed to empty (the "w/o L_DC" row of Tab. 7), so the paper's 1 is kept.
+    lambda_dc: float = 1.0
+    lambda_rec1_a: float = 5.0  # λ1, L^A_Recon1 (Eq. 5)
+    lambda_rec1_b: float = 5.0  # λ2, L^B_Recon1 (Eq. 6)
+    lambda_cycle_common: float = 1.0  # λ3, first term of L_Cycle (Eq. 9)
+    lambda_cycle_separate: float = 1.0  # λ3, second term of L_Cycle (Eq. 9)
+    lambda_rec2_a: float = 1.0  # λ4, L^A_Recon2 (Eq. 8)
+    lambda_rec2_b: float = 1.0  # λ5, L^B_Recon2 (Eq. 8)
+    # Not in the paper (0 = paper): ramp λ4 and λ5 linearly from 0 over this many steps. On short
+    # CPU runs L_Recon2 shrinks the mask everywhere while z_raw is still a blur, before E_s/D_B can
+    # draw the separate content; the sigmoid then saturates at ~0 and L^B_Recon1 cannot reopen it
+    # (observed on the 64 px bench: empty masks by step 800, see benchmarks/mask_transfer.md).
+    rec2_warmup_steps: int = 0
+    lr: float = 2e-4  # App. A: Adam, learning rate 0.0002, beta1 0.5, beta2 0.999
+    lr_c: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    # Not in the paper: the authors' release clips each network group's gradient norm at 5, which
+    # keeps the adversarial encoder update from spiking early. 0 = no clipping.
+    clip_norm: float = 5.0
+    mask_threshold: float = 0.5  # Sec. 3 "Inference": binarise m(b, b); App. Fig. 37: insensitive
+
+
+def latent_size(config: Config, image_size: int) -> int:
+    return image_size // 2**config.num_blocks
+
+
+def separate_channels(config: Config, image_size: int) -> int:
+    h = latent_size(config, image_size)
+    return config.sep // (h * h)
+
+
+def _widths(config: Config, image_size: int):
+    w, sep = config.base_width, separate_channels(config, image_size)
+    n = config.num_blocks
+    common = [w, 2 * w, 4 * w, 8 * w, 16 * w - sep, 16 * w - 2 * sep]  # App. A: d512-sep, d512-2sep
+    separate = [w, 2 * w, 4 * w, 4 * w, 4 * w, sep]  # App. A: d32, d64, d128, d128, d128, d_sep
+    decoder = [16 * w, 8 * w, 4 * w, 2 * w, w]  # App. A: u512 ... u32, then u3 / u4
+    return common[-n:], separate[-n:], decoder[:n - 1]
+
+
+def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str, keras.Model]:
+    del schema  # the networks do not see attribute labels: the domain split is the supervision
+    n = config.num_blocks
+    if not 2 <= n <= 6:
+        raise ValueError(f"mask_transfer: num_blocks must be in 2..6, got {n}")
+    if image_size % 2**n:
+        raise ValueError(f"mask_transfer: image_size {image_size} is not a multiple of 2**num_blocks = {2**n}")
+    h = latent_size(config, image_size)
+    if config.sep % (h * h) or config.sep < h * h:
+        raise ValueError(f"mask_transfer: sep={config.sep} must be a positive multiple of the code area "
+                         f"{h}x{h}={h * h}")
+    common_w, separate_w, decoder_w = _widths(config, image_size)
+    if min(common_w) <= 0:
+        raise ValueError(f"mask_transfer: base_width={config.base_width} too small for sep={config.sep} "
+                         f"(common encoder widths {common_w})")
+
+    def encoder(widths, name):
+        x_in = keras.Input([image_size, image_size, 3], name="image")
+        x = x_in
+        for i, k in enumerate(widths):
+            x = blocks.conv_norm_act(x, k, 4, strides=2, norm=config.norm, activation="lrelu", name=f"{name}_d{i}")
+        return keras.Model(x_in, x, name=name)
+
+    def decoder_body(x, name):
+        for i, k in enumerate(decoder_w):
+            x = blocks.conv_norm_act(x, k, 4, strides=2, norm=config.norm, activation="relu", transpose=True,
+                                     name=f"{name}_u{i}")
+        return x
+
+    common_encoder = encoder(common_w, "common_encoder")
+    separate_encoder = encoder(separate_w, "separate_encoder")
+
+    c_in = keras.Input([h, h, common_w[-1]], name="common")
+    x = decoder_body(c_in, "decoder_a")
+    x = blocks.conv(3, 4, strides=2, transpose=True, name="decoder_a_out")(x)  # App. A: u3 without norm, tanh
+    decoder_a = keras.Model(c_in, layers.Activation("tanh")(x), name="decoder_a")
+
+    c_in = keras.Input([h, h, common_w[-1]], name="common")
+    s_in = keras.Input([h, h, separate_w[-1]], name="separate")
+    x = decoder_body(layers.Concatenate()([c_in, s_in]), "decoder_b")
+    x = blocks.conv(4, 4, strides=2, transpose=True, name="decoder_b_out")(x)  # App. A: u4 without norm
+    mask = layers.Activation("sigmoid", name="mask")(x[..., :1])
+    raw = layers.Activation("tanh", name="raw")(x[..., 1:])
+    decoder_b = keras.Model([c_in, s_in], {"mask": mask, "raw": raw}, name="decoder_b")
+
+    c_in = keras.Input([h, h, common_w[-1]], name="common")
+    x = layers.Flatten()(c_in)
+    x = layers.LeakyReLU(0.2)(layers.Dense(config.classifier_width, name="c_fc1")(x))
+    # Logits: the paper's final sigmoid is folded into the cross-entropy (numerically stable).
+    logits = layers.Dense(1, name="c_fc2")(x)
+    classifier = keras.Model(c_in, logits, name="domain_classifier")
+    return {"common_encoder": common_encoder, "separate_encoder": separate_encoder, "decoder_a": decoder_a,
+            "decoder_b": decoder_b, "domain_classifier": classifier}
+
+
+class Model(base.AttributeTransferModel):
+    """mask_transfer trainer and inference operations (transfer, remove, segment, interpolate).
+
+    Batches are `{"image_a": [B,S,S,3], "image_b": [B,S,S,3], ...}` in [-1, 1]: domain A (without
+    `config.domain_attribute`) and domain B (with it); the training loop builds them with
+    `pipeline.two_domains` because `DATA = "two_domains"`.
+    """
+
+    DATA = "two_domains"
+    LOSS_NAMES = ("g/dc", "g/rec1_a", "g/rec1_b", "g/cycle_common", "g/cycle_separate", "g/rec2_a", "g/rec2_b",
+                  "c/loss", "c/acc", "mask/ab", "mask/bb", "mask/aa")
+    OPTIMIZER_GROUPS = {"g": ("common_encoder", "separate_encoder", "decoder_a", "decoder_b"),
+                        "c": ("domain_classifier",)}
+    DEFAULT_SIGNATURE = "transfer"
+
+    def default_optimizers(self):
+        c = self.config
+        clip = {"global_clipnorm": c.clip_norm} if c.clip_norm > 0 else {}
+        return {"g": keras.optimizers.Adam(c.lr, beta_1=c.beta_1, beta_2=c.beta_2, **clip),
+                "c": keras.optimizers.Adam(c.lr_c, beta_1=c.beta_1, beta_2=c.beta_2, **clip)}
+
+    # ---- inference operations -------------------------------------------------------------------
+    def decode_b(self, common, separate, training=False):
+        out = self.decoder_b([common, separate], training=training)
+        return out["mask"], out["raw"]
+
+    def transfer(self, image_a, image_b, training=False):
+        """Guided transfer z(a, b) (Eqs. 1-2): returns (translated image, soft mask `[B,S,S,1]`)."""
+        mask, raw = self.decode_b(self.common_encoder(image_a, training=training),
+                                  self.separate_encoder(image_b, training=training), training)
+        return mask_losses.composite(mask, raw, image_a), mask
+
+    def reconstruct(self, images, training=False):
+        """z(x, x), the path L_Recon2 trains (Eq. 8): ideally the input with an empty mask for x in A."""
+        return self.transfer(images, images, training)
+
+    def segment(self, image_b, threshold: float | None = None):
+        """Weakly supervised segmentation (Sec. 3 "Inference"): (soft m(b, b), binary m(b, b) > t)."""
+        t = self.config.mask_threshold if threshold is None else threshold
+        _, mask = self.transfer(image_b, image_b)
+        return mask, tf.cast(mask > t, tf.float32)
+
+    def remove(self, image_b, threshold: float | None = None):
+        """Attribute removal (Sec. 3 "Inference"): z_removed = (1 - M) b + M D_A(E_c(b)), M binarised."""
+        _, binary = self.segment(image_b, threshold)
+        unmasked = self.decoder_a(self.common_encoder(image_b))
+        return mask_losses.composite(binary, unmasked, image_b), binary
+
+    def interpolate(self, image_a, image_b1, image_b2, alpha):
+        """z with E_s = (1 - alpha) E_s(b1) + alpha E_s(b2) (Sec. 4, Fig. 4); alpha `[B]`."""
+        alpha = tf.reshape(tf.cast(alpha, tf.float32), [-1, 1, 1, 1])
+        s1, s2 = self.separate_encoder(image_b1), self.separate_encoder(image_b2)
+        mask, raw = self.decode_b(self.common_encoder(image_a), (1.0 - alpha) * s1 + alpha * s2)
+        return mask_losses.composite(mask, raw, image_a), mask
+
+    def replace(self, image_b, guide_image):
+        """Removes this domain's content from `image_b`, then adds the guide's (App. F, facial hair swap)."""
+        removed, _ = self.remove(image_b)
+        return self.transfer(removed, guide_image)
+
+    def _check_names(self, attribute_names):
+        names = [attribute_names] if isinstance(attribute_names, str) else list(attribute_names)
+        if names != [self.config.domain_attribute]:
+            raise ValueError(f"mask_transfer was trained to transfer {self.config.domain_attribute!r} only, "
+                             f"got {names}")
+
+    def transfer_from_reference(self, source, reference, attribute_names):
+        self._check_names(attribute_names)
+        return self.transfer(source, reference)[0]
+
+    def translate(self, images, target_attributes, training=False):
+        raise NotImplementedError("mask_transfer adds content from a guide image: use transfer()/remove()")
+
+    def call(self, batch, training=False):
+        return self.transfer(batch["image_a"], batch["image_b"], training)[0]
+
+    # ---- training -------------------------------------------------------------------------------
+    def _forward(self, a, b, training):
+        """Every term of L (Sec. 3) per example, pairing a_i with b_i."""
+        n = tf.shape(a)[0]
+        # One pass over both domains per network: cheaper than two, and batch norm then uses the
+        # statistics of the mixed batch, which its moving averages (used at inference) also see.
+        common = self.common_encoder(tf.concat([a, b], 0), training=training)
+        separate = self.separate_encoder(tf.concat([a, b], 0), training=training)
+        c_a, c_b = common[:n], common[n:]
+        s_a, s_b = separate[:n], separate[n:]
+
+        decoded_a = self.decoder_a(common, training=training)
+        rec_a, removed_b = decoded_a[:n], decoded_a[n:]
+        # D_B on (c_b, s_b) serves both z' (Eq. 6) and z(b, b) (Eq. 8); (c_a, s_a) is z(a, a); (c_a, s_b) z(a, b).
+        mask, raw = self.decode_b(tf.concat([c_b, c_a, c_a], 0), tf.concat([s_b, s_a, s_b], 0), training)
+        m_bb, m_aa, m_ab = mask[:n], mask[n:2 * n], mask[2 * n:]
+        r_bb, r_aa, r_ab = raw[:n], raw[n:2 * n], raw[2 * n:]
+        z_ab = mask_losses.composite(m_ab, r_ab, a)
+
+        logits = self.domain_classifier(common, training=training)
+        terms = {
+            "g/dc": mask_losses.domain_confusion_loss(logits[:n], logits[n:]),
+            "g/rec1_a": reconstruction.l1(rec_a, a),
+            # Eq. 6 uses z'(D_A(E_c(b)), b, b): the removed image is the background, so E_c is not
+            # re-applied to D_A's output (Sec. 3).
+            "g/rec1_b": reconstruction.l1(mask_losses.composite(m_bb, r_bb, removed_b), b),
+            "g/cycle_common": reconstruction.l2(self.common_encoder(z_ab, training=training), c_a),
+            "g/cycle_separate": reconstruction.l2(self.separate_encoder(z_ab, training=training), s_b),
+            "g/rec2_a": reconstruction.l1(mask_losses.composite(m_aa, r_aa, a), a),
+            "g/rec2_b": reconstruction.l1(mask_losses.composite(m_bb, r_bb, b), b),
+        }
+        masks = {"mask/ab": reconstruction.l1(m_ab, 0.0), "mask/bb": reconstruction.l1(m_bb, 0.0),
+                 "mask/aa": reconstruction.l1(m_aa, 0.0)}
+        return terms, masks, common
+
+    def _rec2_ramp(self):
+        warmup = self.config.rec2_warmup_steps
+        if warmup <= 0:
+            return 1.0
+        done = tf.cast(self.optimizers["g"].iterations, tf.float32)
+        return tf.minimum(1.0, done / float(warmup))
+
+    def _generator_total(self, terms, rec2_ramp=1.0):
+        c = self.config
+        weights = {"g/dc": c.lambda_dc, "g/rec1_a": c.lambda_rec1_a, "g/rec1_b": c.lambda_rec1_b,
+                   "g/cycle_common": c.lambda_cycle_common, "g/cycle_separate": c.lambda_cycle_separate,
+                   "g/rec2_a": c.lambda_rec2_a * rec2_ramp, "g/rec2_b": c.lambda_rec2_b * rec2_ramp}
+        return tf.add_n([weights[k] * v for k, v in terms.items()])
+
+    def train_step(self, batch):
+        a, b = batch["image_a"], batch["image_b"]
+        n = tf.shape(a)[0]
+        with tf.GradientTape() as g_tape:
+            terms, masks, common = self._forward(a, b, training=True)
+            g_loss = self.reduce(self._generator_total(terms, self._rec2_ramp()))
+        self.apply("g", g_tape, g_loss)
+
+        # C is trained on the encodings of this step's forward pass (before the update above), as
+        # usual for GANs; the released code re-encodes after the update, one more E_c pass.
+        common = tf.stop_gradient(common)
+        with tf.GradientTape() as c_tape:
+            logits = self.domain_classifier(common, training=True)
+            c_loss = mask_losses.domain_classifier_loss(logits[:n], logits[n:])
+            c_total = self.reduce(c_loss)
+        self.apply("c", c_tape, c_total)
+        c_acc = 0.5 * (tf.cast(logits[:n, 0] < 0, tf.float32) + tf.cast(logits[n:, 0] > 0, tf.float32))
+
+        for name, value in {**terms, **masks, "c/loss": c_loss, "c/acc": c_acc}.items():
+            self.track(name, value)
+        return self.logs()
+
+    def test_step(self, batch):
+        terms, masks, _ = self._forward(batch["image_a"], batch["image_b"], training=False)
+        for name, value in {**terms, **masks}.items():
+            self.track(name, value)
+        return self.logs()
+
+    # ---- export -------------------------------------------------------------------------------
+    def signatures(self):
+        image = self.image_spec
+        t = self.config.mask_threshold
+        return {
+            "transfer": (lambda image_a, image_b: dict(zip(("translated_image", "mask"), self.transfer(image_a, image_b))),
+                         {"image_a": image("image_a"), "image_b": image("image_b")}),
+            "remove": (lambda image_b: dict(zip(("image", "mask"), self.remove(image_b, t))),
+                       {"image_b": image("image_b")}),
+            "segment": (lambda image_b: dict(zip(("mask", "segmentation"), self.segment(image_b, t))),
+                        {"image_b": image("image_b")}),
+            "interpolate": (lambda image_a, image_b1, image_b2, alpha: dict(zip(
+                ("translated_image", "mask"), self.interpolate(image_a, image_b1, image_b2, alpha))),
+                {"image_a": image("image_a"), "image_b1": image("image_b1"), "image_b2": image("image_b2"),
+                 "alpha": tf.TensorSpec([None], tf.float32, name="alpha")}),
+            "replace": (lambda image_b, guide_image: dict(zip(("translated_image", "mask"),
+                                                              self.replace(image_b, guide_image))),
+                        {"image_b": image("image_b"), "guide_image": image("guide_image")}),
+        }
+
+    def sample_grid(self, batch, n: int = 5):
+        """Fig. 3-style grid: row r = guide b_r then z(a_c, b_r) per source a_c (top row); the last
+        two rows are m(b_c, b_c) and the removal of b_c for each guide b_c."""
+        from tfattr.utils import image_grid
+
+        a, b = batch["image_a"][:n], batch["image_b"][:n]
+        n = int(min(a.shape[0], b.shape[0]))
+        a, b = a[:n], b[:n]
+        z, _ = self.transfer(tf.tile(a, [n, 1, 1, 1]), tf.repeat(b, n, axis=0))
+        z = image_grid.to_uint8(z)
+        seg, _ = self.segment(b)
+        removed, _ = self.remove(b)
+        blank = np.full_like(image_grid.to_uint8(a[:1])[0], 255)
+        tiles = [blank] + list(image_grid.to_uint8(a))
+        bs = image_grid.to_uint8(b)
+        for r in range(n):
+            tiles += [bs[r]] + list(z[r * n:(r + 1) * n])
+        tiles += [blank] + list(image_grid.to_uint8(tf.tile(seg * 2.0 - 1.0, [1, 1, 1, 3])))
+        tiles += [blank] + list(image_grid.to_uint8(removed))
+        return image_grid.grid(tiles, n + 3, n + 1)
+
+
+def sequential_transfer(image, steps: Sequence[tuple[Model, tf.Tensor | None]]):
+    """Applies several mask_transfer models in turn (Sec. 4 "Sequential content transfer").
+
+    Args:
+      image: float32 `[B, S, S, 3]` in [-1, 1].
+      steps: `(model, guide)` pairs; `guide` `[B, S, S, 3]` adds that model's content from the
+        guide, `None` removes that model's content (e.g. remove smile, then add glasses).
+
+    Returns:
+      The final image, float32 `[B, S, S, 3]`.
+    """
+    for model, guide in steps:
+        image = model.remove(image)[0] if guide is None else model.transfer(image, guide)[0]
+    return image
