@@ -35,8 +35,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def two_cpu_strategy():
+    """One 2-replica strategy for the whole session.
+
+    Each MirroredStrategy numbers its collective ops (synchronized batch norm, gradient all-reduce)
+    from the same starting instance key, and the process's collective executor remembers the shape
+    of each key: a second strategy in the same process reuses key 100 with another shape and
+    aborts ("Shape mismatch in the collective instance 100"). One shared strategy keeps counting.
+    """
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
         pytest.skip("needs 2 logical CPU devices")

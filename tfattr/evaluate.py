@@ -19,22 +19,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
+from tfattr.utils import flag_util
+
 FLAGS = flags.FLAGS
-flags.DEFINE_string("run_dir", None, "Training run directory.")
+flag_util.define(flags.DEFINE_string, "run_dir", None, "Training run directory.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: latest).")
 flags.DEFINE_list("protocols", None, "Legacy protocols: bench_swap (default when --metrics is empty).")
 flags.DEFINE_list("metrics", [], "Registry metric names or presets (zhang2019, oldfield, mokady2020, li2016).")
 flags.DEFINE_boolean("list_metrics", False, "Print the metric names and presets, then exit.")
 flags.DEFINE_string("out_dir", None, "Where metric files go (default: --run_dir).")
-flags.DEFINE_list("attributes", None, "bench_swap: attributes to evaluate (default: all the model was trained on).")
+flag_util.define(flags.DEFINE_list, "attributes", None, "bench_swap: attributes to evaluate (default: all the model was trained on).")
 flags.DEFINE_integer("num_pairs", 500, "bench_swap: test pairs.", lower_bound=1)
-flags.DEFINE_integer("seed", 0, "Bench seed of the evaluation images.")
+flag_util.define(flags.DEFINE_integer, "seed", 0, "Bench seed of the evaluation images.")
 flags.DEFINE_boolean("figures", True, "bench_swap: write swap grids and blend strips.")
 flags.DEFINE_string("inception_weights", None, "InceptionV3 no-top weights (.h5/.weights.h5) for FID/KID "
                     "(default: $TFATTR_INCEPTION_WEIGHTS or ~/.keras/models/<Keras file name>).")
 flags.DEFINE_string("cache_dir", os.path.join(os.path.expanduser("~"), ".cache", "tfattr", "real_features"),
                     "Cache of real-image features (keyed by dataset spec and extractor).")
-flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+flag_util.define(flags.DEFINE_boolean, "progress", True, "Show a progress bar.")
 
 PROTOCOLS = ("bench_swap",)
 
