@@ -109,4 +109,5 @@ class TrainConfig:
     strategy: str = "auto"  # auto | default | mirrored | multi_worker
     steps_per_execution: int = 1
     jit_compile: bool = False
+    mixed_precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16 (tfattr/training/precision.py)
     progress: bool = True

@@ -75,8 +75,14 @@ class AttributeTransferModel(keras.Model):
 
     def apply(self, group: str, tape: tf.GradientTape, loss: tf.Tensor) -> None:
         variables = self.group_variables(group)
-        grads = tape.gradient(loss, variables)
-        self.optimizers[group].apply_gradients(zip(grads, variables))
+        optimizer = self.optimizers[group]
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            # mixed_float16: scaling the loss's upstream gradient equals scaling the loss; the
+            # optimizer divides the scale out again (see tfattr/training/precision.py).
+            grads = tape.gradient(loss, variables, output_gradients=optimizer.scale_loss(tf.ones_like(loss)))
+        else:
+            grads = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(grads, variables))
 
     # ---- losses and logging ----------------------------------------------------------------
     @staticmethod

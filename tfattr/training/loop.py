@@ -13,6 +13,8 @@ import dataclasses
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 
 import keras
@@ -21,7 +23,7 @@ import tensorflow as tf
 from tfattr import config as config_lib
 from tfattr import models
 from tfattr.data import attributes as attributes_lib
-from tfattr.training import checkpointing, rundir
+from tfattr.training import checkpointing, precision, rundir
 from tfattr.training import strategy as strategy_lib
 from tfattr.utils import image_grid
 
@@ -65,6 +67,13 @@ def load_data(config: config_lib.TrainConfig, split: str, batch_size: int, seed:
             source, split, model_config.domain_attribute, model_config.domain_value, image_size=config.image_size,
             batch_size=batch_size, attributes=config.attributes, shuffle=shuffle, repeat=repeat, flip=flip, seed=seed)
         return pipeline.pairs(domain_a, domain_b), source.schema.select(parse_names(config.attributes))
+    if getattr(module.Model, "DATA", "single") == "labelled_mix" and split == "train":
+        from tfattr.data import semi_supervised
+
+        return semi_supervised.load_with_labelled(config.dataset, split, image_size=config.image_size,
+                                                  batch_size=batch_size, attributes=config.attributes,
+                                                  shuffle=shuffle, repeat=repeat, flip=flip, seed=seed,
+                                                  **_source_options(config))
     return pipeline.load(config.dataset, split, image_size=config.image_size, batch_size=batch_size,
                          attributes=config.attributes, shuffle=shuffle, repeat=repeat,
                          flip=flip, seed=seed, **_source_options(config))
@@ -92,9 +101,11 @@ def load_model_from_run(run_dir: str, checkpoint: str | None = None, strategy=No
     module = models.get(meta["train"]["model"])
     model_config = module.Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["model"].items()})
     scope = strategy.scope() if strategy else _null_scope()
+    policy = meta["train"].get("mixed_precision", "float32")
     with scope:
-        model = models.build(meta["train"]["model"], schema, meta["train"]["image_size"], config=model_config)
-        model.compile()
+        model = precision.build_model(meta["train"]["model"], schema, meta["train"]["image_size"], model_config,
+                                      policy)
+        model.compile(precision.optimizers(model, policy))
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         ckpt = checkpointing.Checkpointer(os.path.join(run_dir, "checkpoints"), model, step)
         restored = ckpt.restore(checkpoint)
@@ -126,8 +137,11 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
     local_batch = strategy_lib.per_replica_batch(config.batch_size, strategy,
                                                  multiple_of=getattr(module.Model, "BATCH_MULTIPLE", 1))
     del local_batch
-    run_dir = prepare_run_dir(config)
     chief = _is_chief()
+    # Multi-worker: every worker runs every step and every save (a save may read variables
+    # collectively), but only the chief writes the run directory; the others write into a private
+    # temporary directory, deleted at the end, and resume from the chief's checkpoints.
+    run_dir = prepare_run_dir(config) if chief else tempfile.mkdtemp(prefix=f"tfattr-worker{_task_index()}-")
 
     with strategy.scope():
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
@@ -135,12 +149,14 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
     # The schema must be known to build the model; the dataset gives it.
     _, schema = load_data(config, "train", config.batch_size, config.seed)
     with strategy.scope():
-        model = models.build(config.model, schema, config.image_size, config=model_config)
-        model.compile()
-        ckpt_dir = os.path.join(run_dir, "checkpoints") if chief else os.path.join(run_dir, "workers",
-                                                                                   str(_task_index()))
+        model = precision.build_model(config.model, schema, config.image_size, model_config, config.mixed_precision)
+        model.compile(precision.optimizers(model, config.mixed_precision))
+        ckpt_dir = os.path.join(run_dir, "checkpoints")
         ckpt = checkpointing.Checkpointer(ckpt_dir, model, step, keep=config.keep_checkpoints)
-        restored = ckpt.restore() if config.resume else None
+        restored = None
+        if config.resume:
+            restored = ckpt.restore() if chief else ckpt.restore(
+                tf.train.latest_checkpoint(os.path.join(config.run_dir, "checkpoints")))
     start = int(step.numpy())
     if config.resume and restored is None:
         print(f"--resume: no checkpoint in {ckpt_dir}; starting at step 0")
@@ -154,6 +170,12 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
             flags_writer(os.path.join(run_dir, "flags.txt"))
 
     dataset, _ = load_data(config, "train", config.batch_size, config.seed + start)
+    # Multi-worker: every worker reads the same seeded stream and keeps its slice of each global
+    # batch (DATA sharding), so a global batch is the same examples as on one worker. (FILE
+    # sharding, the AUTO default for file sources, would give each worker other files.)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = dataset.with_options(options)
     dist_iter = iter(strategy.experimental_distribute_dataset(dataset))
     sample_batch = next(iter(load_data(config, "test", 8, config.seed, shuffle=False, repeat=False, flip=False)[0]))
 
@@ -215,6 +237,9 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
                 warmup_inputs=saved_model.example_inputs(model, batch_size=1))
         else:
             result["export"] = path
+    if not chief:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        result["run_dir"] = None
     return result
 
 
