@@ -480,9 +480,15 @@ def _fmt(v) -> str:
 # Running metrics on a run
 # ---------------------------------------------------------------------------------------------
 def make_context(model, meta: dict, step: int, seed: int = 0, inception_weights: str | None = None,
-                 cache_dir: str | None = None, identity_fn=None, progress=None):
-    """An `EvalContext` for a loaded model and its run metadata (`config.json`)."""
+                 cache_dir: str | None = None, identity_fn="default", progress=None):
+    """An `EvalContext` for a loaded model and its run metadata (`config.json`).
+
+    `identity_fn="default"` uses dlib's face-recognition ResNet when installed (else no identity metrics).
+    """
     from tfattr import config as config_lib
+
+    if isinstance(identity_fn, str) and identity_fn == "default":
+        identity_fn = identity.default_embedding_fn()
 
     train = meta["train"]
     if train["dataset"] == "synthetic":
