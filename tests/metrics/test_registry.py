@@ -173,9 +173,13 @@ def test_evaluate_metrics_writes_jsonl_and_skips_with_reasons(oracle, small, tmp
                                                  registry=small, progress=False, log=lambda *_: None)
     assert set(skipped) == {"hopkins_16_test"}
     lines = (tmp_path / "metric-oracle_acc_diat_8.jsonl").read_text().splitlines()
-    assert len(lines) == len(records) == 1  # only eyeglasses_removal: the model edits Eyeglasses only
-    rec = json.loads(lines[0])
+    # only eyeglasses_removal (the model edits Eyeglasses only): the model and two reference rows
+    assert len(lines) == len(records) == 3
+    by_method = {r["method"]: r for r in map(json.loads, lines)}
+    rec = by_method["model"]
     assert rec["attribute"] == "eyeglasses_removal" and rec["count"] == 8 and rec["protocol"] == "li2016"
+    # the unedited input keeps its glasses; the renderer's true edit has none
+    assert by_method["baseline_source"]["value"] == 0.0 and by_method["baseline_counterfactual"]["value"] == 1.0
     table = registry.markdown_table(records, skipped)
     assert "oracle_acc_diat_8" in table and "skipped" in table
 

@@ -185,3 +185,29 @@ def test_training_loop_feeds_two_domain_batches():
     assert batch["image_a"].shape == batch["image_b"].shape == (4, SIZE, SIZE, 3)
     np.testing.assert_array_equal(batch["labels_a"].numpy()[:, 0], 0)  # A: without the domain attribute
     np.testing.assert_array_equal(batch["labels_b"].numpy()[:, 0], 1)  # B: with it
+
+
+@pytest.mark.parametrize("trains_raw", [True, False])
+def test_recon2_gradient_reaches_the_raw_image_only_when_asked(trains_raw):
+    m = build(recon2_trains_raw=trains_raw)
+    batch = two_domain_batch(seed=5)
+    out_kernel = m.decoder_b.get_layer("decoder_b_out").kernel  # [k, k, out=1 mask + 3 raw, in]
+    with tf.GradientTape() as tape:
+        terms, _, _ = m._forward(batch["image_a"], batch["image_b"], training=True)
+        loss = tf.reduce_mean(terms["g/rec2_a"] + terms["g/rec2_b"])
+    grad = tape.gradient(loss, out_kernel).numpy()
+    assert np.abs(grad[:, :, :1]).max() > 0  # the mask channel always learns from L_Recon2
+    assert (np.abs(grad[:, :, 1:]).max() > 0) == trains_raw
+
+
+def test_zero_separate_code_makes_domain_a_reconstruction_independent_of_e_s():
+    m = build(separate_code_a="zero")
+    a, b = two_domain_batch(seed=6).values()
+    before, _, _ = m._forward(a, b, training=False)
+    for v in m.separate_encoder.trainable_variables:
+        v.assign(v * 1.5 + 0.1)
+    after, _, _ = m._forward(a, b, training=False)
+    np.testing.assert_allclose(after["g/rec2_a"].numpy(), before["g/rec2_a"].numpy(), rtol=1e-6)
+    assert np.abs(after["g/rec2_b"].numpy() - before["g/rec2_b"].numpy()).max() > 1e-6
+    with pytest.raises(ValueError, match="separate_code_a"):
+        build(separate_code_a="sometimes")

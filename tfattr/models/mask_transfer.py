@@ -65,17 +65,32 @@ class Config:
     # for 150k iterations; on the 64 px bench 0.005 left C ~70% right on E_c codes after 550 steps
     # and the masks collapsed to empty (the "w/o L_DC" row of Tab. 7), so the paper's 1 is kept.
     lambda_dc: float = 1.0
+    # λ1..λ5: the paper gives none (App. J: λ1 in 3-7 and λ4 in 0.4-1.0 give similar results);
+    # these are the authors' release values (gama 5 / delta 7 / alpha 0.7 / beta1 0, beta2 0.001).
     lambda_rec1_a: float = 5.0  # λ1, L^A_Recon1 (Eq. 5)
-    lambda_rec1_b: float = 5.0  # λ2, L^B_Recon1 (Eq. 6)
-    lambda_cycle_common: float = 1.0  # λ3, first term of L_Cycle (Eq. 9)
-    lambda_cycle_separate: float = 1.0  # λ3, second term of L_Cycle (Eq. 9)
-    lambda_rec2_a: float = 1.0  # λ4, L^A_Recon2 (Eq. 8)
-    lambda_rec2_b: float = 1.0  # λ5, L^B_Recon2 (Eq. 8)
-    # Not in the paper (0 = paper): ramp λ4 and λ5 linearly from 0 over this many steps. On short
-    # CPU runs L_Recon2 shrinks the mask everywhere while z_raw is still a blur, before E_s/D_B can
-    # draw the separate content; the sigmoid then saturates at ~0 and L^B_Recon1 cannot reopen it
-    # (observed on the 64 px bench: empty masks by step 800, see benchmarks/mask_transfer.md).
+    lambda_rec1_b: float = 7.0  # λ2, L^B_Recon1 (Eq. 6)
+    # λ3, L_Cycle (Eq. 9), split per term: the release trains with 0 on the common-code term and
+    # 0.001 on the separate-code term. The common term is also satisfied by an empty mask
+    # (z(a, b) = a gives E_c(z) = E_c(a) exactly), so a large weight pulls masks shut.
+    lambda_cycle_common: float = 0.0
+    lambda_cycle_separate: float = 0.001
+    lambda_rec2_a: float = 0.7  # λ4, L^A_Recon2 (Eq. 8)
+    lambda_rec2_b: float = 0.7  # λ5, L^B_Recon2 (Eq. 8)
+    # Eq. 8 writes z(a, a) = D_B(E_c(a), E_s(a)); the release (and Press et al. 2019, Sec. 2 of the
+    # paper: "the second encoding is set to zero, to an image in A") feeds domain-A images a zero
+    # separate code, so E_s only ever encodes B content. "encoded" = Eq. 8 literally. Measured on the
+    # 64 px bench: with "encoded" the masks collapsed to empty within 1k steps
+    # (benchmarks/mask_transfer.md, runs 1-3); with "zero" they stay open.
+    separate_code_a: str = "zero"
+    # Sec. 3 (after Eq. 8): L_Recon2 keeps masks minimal only because z_raw cannot auto-encode
+    # perfectly. On the flat-shaded bench it nearly can, so z_raw learns to match a and b under
+    # large masks. False stops L_Recon2's gradient into z_raw: it then only shrinks the mask where
+    # z_raw differs from the input, which is the paper's stated mechanism. True = the paper's loss.
+    recon2_trains_raw: bool = True
+    # Not in the paper: ramp λ4 and λ5 linearly from 0 over this many steps (0 = off).
     rec2_warmup_steps: int = 0
+    # App. A: the decoders' hidden blocks use ReLU; the release uses LeakyReLU(0.2) ("lrelu").
+    decoder_activation: str = "relu"
     lr: float = 2e-4  # App. A: Adam, learning rate 0.0002, beta1 0.5, beta2 0.999
     lr_c: float = 2e-4
     beta_1: float = 0.5
@@ -111,6 +126,11 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
         raise ValueError(f"mask_transfer: num_blocks must be in 2..6, got {n}")
     if image_size % 2**n:
         raise ValueError(f"mask_transfer: image_size {image_size} is not a multiple of 2**num_blocks = {2**n}")
+    if config.separate_code_a not in ("zero", "encoded"):
+        raise ValueError(f"mask_transfer: separate_code_a must be 'zero' or 'encoded', got {config.separate_code_a!r}")
+    if config.decoder_activation not in ("relu", "lrelu"):
+        raise ValueError(f"mask_transfer: decoder_activation must be 'relu' or 'lrelu', got "
+                         f"{config.decoder_activation!r}")
     h = latent_size(config, image_size)
     if config.sep % (h * h) or config.sep < h * h:
         raise ValueError(f"mask_transfer: sep={config.sep} must be a positive multiple of the code area "
@@ -129,8 +149,8 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
 
     def decoder_body(x, name):
         for i, k in enumerate(decoder_w):
-            x = blocks.conv_norm_act(x, k, 4, strides=2, norm=config.norm, activation="relu", transpose=True,
-                                     name=f"{name}_u{i}")
+            x = blocks.conv_norm_act(x, k, 4, strides=2, norm=config.norm, activation=config.decoder_activation,
+                                     transpose=True, name=f"{name}_u{i}")
         return x
 
     common_encoder = encoder(common_w, "common_encoder")
@@ -249,10 +269,12 @@ class Model(base.AttributeTransferModel):
         decoded_a = self.decoder_a(common, training=training)
         rec_a, removed_b = decoded_a[:n], decoded_a[n:]
         # D_B on (c_b, s_b) serves both z' (Eq. 6) and z(b, b) (Eq. 8); (c_a, s_a) is z(a, a); (c_a, s_b) z(a, b).
-        mask, raw = self.decode_b(tf.concat([c_b, c_a, c_a], 0), tf.concat([s_b, s_a, s_b], 0), training)
+        s_aa = tf.zeros_like(s_a) if self.config.separate_code_a == "zero" else s_a
+        mask, raw = self.decode_b(tf.concat([c_b, c_a, c_a], 0), tf.concat([s_b, s_aa, s_b], 0), training)
         m_bb, m_aa, m_ab = mask[:n], mask[n:2 * n], mask[2 * n:]
         r_bb, r_aa, r_ab = raw[:n], raw[n:2 * n], raw[2 * n:]
         z_ab = mask_losses.composite(m_ab, r_ab, a)
+        rec2_raw = tf.identity if self.config.recon2_trains_raw else tf.stop_gradient
 
         logits = self.domain_classifier(common, training=training)
         terms = {
@@ -263,8 +285,8 @@ class Model(base.AttributeTransferModel):
             "g/rec1_b": reconstruction.l1(mask_losses.composite(m_bb, r_bb, removed_b), b),
             "g/cycle_common": reconstruction.l2(self.common_encoder(z_ab, training=training), c_a),
             "g/cycle_separate": reconstruction.l2(self.separate_encoder(z_ab, training=training), s_b),
-            "g/rec2_a": reconstruction.l1(mask_losses.composite(m_aa, r_aa, a), a),
-            "g/rec2_b": reconstruction.l1(mask_losses.composite(m_bb, r_bb, b), b),
+            "g/rec2_a": reconstruction.l1(mask_losses.composite(m_aa, rec2_raw(r_aa), a), a),
+            "g/rec2_b": reconstruction.l1(mask_losses.composite(m_bb, rec2_raw(r_bb), b), b),
         }
         masks = {"mask/ab": reconstruction.l1(m_ab, 0.0), "mask/bb": reconstruction.l1(m_bb, 0.0),
                  "mask/aa": reconstruction.l1(m_aa, 0.0)}

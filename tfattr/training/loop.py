@@ -63,6 +63,12 @@ def load_data(config: config_lib.TrainConfig, split: str, batch_size: int, seed:
     if getattr(module.Model, "DATA", "single") == "two_domains":
         model_config = config_lib.override(module.Config(), config_lib.parse_hparams(config.hparams))
         source = data_base.get_source(config.dataset, image_size=config.image_size, **_source_options(config))
+        # A model needing more than images and labels per batch (diat's local enhancement: landmark
+        # masks) supplies its own training stream.
+        extra = getattr(module, "training_stream", None)
+        stream = extra(config, model_config, batch_size, seed) if extra and split == "train" else None
+        if stream is not None:
+            return stream, source.schema.select(parse_names(config.attributes))
         domain_a, domain_b = pipeline.two_domains(
             source, split, model_config.domain_attribute, model_config.domain_value, image_size=config.image_size,
             batch_size=batch_size, attributes=config.attributes, shuffle=shuffle, repeat=repeat, flip=flip, seed=seed)
@@ -94,12 +100,18 @@ def prepare_run_dir(config: config_lib.TrainConfig) -> str:
     return rundir.new_run_dir(config.output_dir, config.model, config.dataset, config.image_size, config.batch_size)
 
 
-def load_model_from_run(run_dir: str, checkpoint: str | None = None, strategy=None):
-    """Rebuilds the model a run trained and restores its latest (or the given) checkpoint."""
+def load_model_from_run(run_dir: str, checkpoint: str | None = None, strategy=None, overrides: str | None = None):
+    """Rebuilds the model a run trained and restores its latest (or the given) checkpoint.
+
+    `overrides` ("name=value,...") replaces model hparams for this load only, for inference-time
+    settings such as diat's `use_enhancement=false`; a field that changes the variables makes the
+    checkpoint restore fail.
+    """
     meta = rundir.read_json(os.path.join(run_dir, CONFIG_FILE))
     schema = attributes_lib.Schema.from_json(meta["schema"])
     module = models.get(meta["train"]["model"])
     model_config = module.Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["model"].items()})
+    model_config = config_lib.override(model_config, config_lib.parse_hparams(overrides), "model_options")
     scope = strategy.scope() if strategy else _null_scope()
     policy = meta["train"].get("mixed_precision", "float32")
     with scope:
@@ -177,7 +189,13 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     dataset = dataset.with_options(options)
     dist_iter = iter(strategy.experimental_distribute_dataset(dataset))
-    sample_batch = next(iter(load_data(config, "test", 8, config.seed, shuffle=False, repeat=False, flip=False)[0]))
+    try:
+        sample_batch = next(iter(load_data(config, "test", 8, config.seed, shuffle=False, repeat=False,
+                                           flip=False)[0]))
+    except (StopIteration, tf.errors.OutOfRangeError):
+        raise ValueError(f"--dataset={config.dataset} --dataset_options={config.dataset_options!r}: the test split "
+                         "has fewer than 8 examples (of each domain, for two-domain models) for the sample grids"
+                         ) from None
 
     spe = max(1, int(config.steps_per_execution))
     # XLA compiles the step itself; the loop around it reads the iterator, which XLA cannot hold.
