@@ -214,7 +214,12 @@ def run_rss(args):
         cmd = [sys.executable, os.path.abspath(__file__), f"--rss_child={name}", f"--image_size={args.image_size}",
                f"--batch_size={args.batch_size}", f"--cache_dir={args.cache_dir}",
                f"--mixed_precision={args.mixed_precision}"] + (["--jit_compile"] if args.jit_compile else [])
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.rss_timeout)
+        except subprocess.TimeoutExpired:
+            out.append({"model": name, "error": f"no result within --rss_timeout={args.rss_timeout} s"})
+            print(json.dumps(out[-1]), flush=True)
+            continue
         if proc.returncode:
             out.append({"model": name, "error": proc.stderr.strip().splitlines()[-1:]})
         else:
@@ -238,6 +243,7 @@ def main():
     p.add_argument("--no_flops", action="store_true")
     p.add_argument("--cache_dir", default="/tmp/tfattr_speed_cache")
     p.add_argument("--rss", action="store_true", help="peak RSS per model, one subprocess each")
+    p.add_argument("--rss_timeout", type=int, default=3600, help="seconds per model subprocess (--rss)")
     p.add_argument("--rss_child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help="write the results as JSON here")
     args = p.parse_args()

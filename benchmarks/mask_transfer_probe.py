@@ -1,0 +1,130 @@
+"""Fast mask_transfer experiments on the 64 px bench: in-memory data, no run directory.
+
+    nice -n 5 python benchmarks/mask_transfer_probe.py \
+        --hparams=base_width=16,num_blocks=4,sep=96,decoder_activation=lrelu,lr=5e-4,lr_c=5e-4 \
+        --steps=1250 --every=250 [--attribute=Eyeglasses] [--save=weights.h5]
+
+Renders `--num_train` bench training faces once (cached as .npz under --cache_dir), trains with
+`tf.function(model.train_step, jit_compile=True)` on random A/B batches (horizontal flips), and
+every `--every` steps prints one JSON line on the Mokady et al. 2020 protocol (seed 003 pairs of the
+bench test split, `tfattr.metrics.protocols`):
+
+  acc          oracle says the attribute is present in z(a, b), 100 pairs (target >= 0.9)
+  iou          IoU of m(b, b) > 0.5 with the renderer's layer mask, first 100 domain-B faces (>= 0.7)
+  removal      oracle says the attribute is absent after remove(b)
+  mae_out      mean |z(a, b) - a| outside the true transferred layer (0 = untouched)
+  m_in, m_out  mean soft mask m(b, b) inside / outside the true layer
+  da_absent    oracle: D_A(E_c(b)) lacks the attribute (is the common code free of it?)
+  da_l1        mean |D_A(E_c(b)) - b| (how sharp the domain-A decoder is)
+
+plus the training losses averaged over the interval. This is the loop behind the runs in
+benchmarks/mask_transfer.md; the same metrics on a trained run dir come from
+`python -m tfattr.evaluate --run_dir=RUN --metrics=mokady2020`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+
+def signed(x):
+    return x.astype(np.float32) / 127.5 - 1.0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hparams", default="", help="mask_transfer Config overrides, name=value,...")
+    p.add_argument("--attribute", default="Eyeglasses")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--every", type=int, default=250)
+    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--num_train", type=int, default=10000)
+    p.add_argument("--cache_dir", default="/tmp/tfattr_probe_cache")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", default=None, help="write the final weights here (.weights.h5)")
+    args = p.parse_args()
+
+    import tensorflow as tf
+
+    from tfattr import config as config_lib
+    from tfattr import models
+    from tfattr.data import synthetic as S
+    from tfattr.metrics import oracle as oracle_lib
+    from tfattr.metrics import protocols, segmentation
+
+    size, col, layer = 64, S.SCHEMA.index(args.attribute), S.ATTRIBUTE_MASKS[args.attribute]
+    os.makedirs(args.cache_dir, exist_ok=True)
+    cache = os.path.join(args.cache_dir, f"train{args.num_train}_seed{args.seed}_{S.RENDERER_VERSION}.npz")
+    if not os.path.exists(cache):
+        params = S.params_for(args.seed, "train", np.arange(args.num_train))
+        images = np.concatenate([S.render({k: v[i:i + 256] for k, v in params.items()}, size)["image"]
+                                 for i in range(0, args.num_train, 256)])
+        np.savez(cache, image=images, labels=S.labels(params))
+    data = np.load(cache)
+    domain = data["labels"][:, col]
+    train_a, train_b = data["image"][domain == 0], data["image"][domain == 1]
+
+    pool = np.arange(4000)
+    test = S.params_for(args.seed, "test", pool)
+    test_labels = S.labels(test)[:, col]
+    ia, ib = protocols.mokady2020_pairs(test_labels, 100, seed=args.seed)
+    ib100 = protocols.mokady2020_domain_b(test_labels, 100)
+    sub = lambda idx: {k: v[idx] for k, v in test.items()}  # noqa: E731
+    xa, xb = signed(S.render(sub(ia), size)["image"]), signed(S.render(sub(ib), size)["image"])
+    swapped = S.render(S.swap(sub(ia), sub(ib), [args.attribute]), size, outputs=("image", "masks"))
+    outside = swapped["masks"][layer] < 0.5
+    rb = S.render(sub(ib100), size, outputs=("image", "masks"))
+    xb100, truth100 = signed(rb["image"]), rb["masks"][layer]
+    oracle = oracle_lib.load_oracle()
+
+    hp = {"domain_attribute": args.attribute, **config_lib.parse_hparams(args.hparams)}
+    model = models.build("mask_transfer", S.SCHEMA, size, hp)
+    model.compile()
+    print(json.dumps({"config": repr(model.config)}), flush=True)
+    step_fn = tf.function(model.train_step, jit_compile=True)
+    rng = np.random.default_rng(args.seed)
+
+    def batch(images):
+        x = images[rng.integers(0, len(images), args.batch_size)]
+        x = np.where(rng.uniform(size=(len(x), 1, 1, 1)) < 0.5, x[:, :, ::-1], x)
+        return tf.constant(signed(x))
+
+    def evaluate():
+        z, _ = model.transfer(xa, xb)
+        z = z.numpy()
+        soft, _ = model.segment(xb100)
+        soft = soft.numpy()[..., 0]
+        removed, _ = model.remove(xb100)
+        da = model.decoder_a(model.common_encoder(xb100)).numpy()
+        return {"acc": (oracle.predict_labels(z)[:, col] == 1).mean(),
+                "iou": segmentation.mask_iou(soft, truth100).mean(),
+                "removal": (oracle.predict_labels(removed.numpy())[:, col] == 0).mean(),
+                "mae_out": np.abs(z - xa).mean(-1)[outside].mean(),
+                "m_in": soft[truth100 > 0.5].mean(), "m_out": soft[truth100 <= 0.5].mean(),
+                "da_absent": (oracle.predict_labels(da)[:, col] == 0).mean(),
+                "da_l1": np.abs(da - xb100).mean()}
+
+    start = time.time()
+    for step in range(1, args.steps + 1):
+        step_fn({"image_a": batch(train_a), "image_b": batch(train_b)})
+        if step % args.every == 0 or step == args.steps:
+            logs = {k: round(float(v), 4) for k, v in model.logs().items()}
+            model.reset_trackers()
+            metrics = {k: round(float(v), 3) for k, v in evaluate().items()}
+            print(json.dumps({"step": step, "seconds": round(time.time() - start), **metrics, "losses": logs}),
+                  flush=True)
+    if args.save:
+        model.save_weights(args.save)
+
+
+if __name__ == "__main__":
+    main()
