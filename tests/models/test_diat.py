@@ -190,3 +190,79 @@ def test_training_loop_feeds_input_and_guided_sets():
     batch = next(iter(dataset))
     np.testing.assert_array_equal(batch["labels_a"].numpy()[:, 0], 1)  # input set: with glasses
     np.testing.assert_array_equal(batch["labels_b"].numpy()[:, 0], 0)  # guided set: without
+
+
+def test_evaluation_can_switch_the_enhancement_off_on_a_saved_run(tmp_path):
+    from tfattr import config as config_lib
+    from tfattr.training import loop
+
+    hp = ",".join(f"{k}={v}" for k, v in {**TINY, "enhancement": "global"}.items())
+    config = config_lib.TrainConfig(
+        model="diat", dataset="synthetic", dataset_options="num_train=64,num_validation=8,num_test=64",
+        attributes=("Eyeglasses", "Smiling"), image_size=SIZE, batch_size=4, steps=1, hparams=hp,
+        output_dir=str(tmp_path), sample_every=0, checkpoint_every=1, export_after=False, progress=False)
+    run_dir = loop.run(config)["run_dir"]
+    x = two_domain_batch(seed=3)["image_a"]
+    on, _, _ = loop.load_model_from_run(run_dir)
+    off, _, _ = loop.load_model_from_run(run_dir, overrides="use_enhancement=false")
+    np.testing.assert_array_equal(off.transfer(x).numpy(), on.transform(x).numpy())
+    np.testing.assert_array_equal(on.transfer(x).numpy(), off.transfer(x, enhance=True).numpy())
+    assert np.abs(on.transfer(x).numpy() - off.transfer(x).numpy()).max() > 0
+    with pytest.raises(config_lib.ConfigError, match="model_options"):
+        loop.load_model_from_run(run_dir, overrides="no_such_field=1")
+
+
+def test_local_enhancement_trains_from_the_loop_with_landmark_masks(tmp_path):
+    from tfattr import config as config_lib
+    from tfattr.training import loop
+
+    hp = ",".join(f"{k}={v}" for k, v in {**TINY, "enhancement": "local"}.items())
+    config = config_lib.TrainConfig(
+        model="diat", dataset="synthetic", dataset_options="num_train=64,num_validation=8,num_test=64",
+        attributes=("Eyeglasses", "Smiling"), image_size=SIZE, batch_size=4, steps=2, hparams=hp,
+        output_dir=str(tmp_path), sample_every=0, checkpoint_every=2, export_after=False, progress=False)
+    batch = next(iter(loop.load_data(config, "train", 4, seed=0)[0]))
+    assert set(batch) == {"image_a", "mask_a", "image_b"} and batch["mask_a"].shape == (4, SIZE, SIZE, 1)
+    m = batch["mask_a"].numpy()
+    assert set(np.unique(m)) == {0.0, 1.0} and 0 < m.mean() < 0.5  # an eye-region hull, not the frame
+    result = loop.run(config)
+    assert result["step"] == 2 and all(np.isfinite(v) for v in result["logs"].values())
+    celeba = config_lib.TrainConfig(model="diat", dataset="celeba", hparams=hp, image_size=SIZE)
+    with pytest.raises(ValueError, match="--dataset=synthetic"):
+        diat.training_stream(celeba, diat.Config(enhancement="local"), 4, 0)
+
+
+def test_resize_upsampling_and_no_norm_keep_table1_shapes():
+    """upsample=resize replaces Table 1's stride-2 deconvs by nearest x2 + 3x3 conv (no checkerboard);
+    transform_norm=none drops the (unlisted) instance norm, which erased the input's colour statistics."""
+    m = build(upsample="resize", transform_norm="none")
+    layer_types = {type(l).__name__ for l in m.transform.layers}
+    assert "Conv2DTranspose" not in layer_types and "GroupNormalization" not in layer_types
+    assert "UpSampling2D" in layer_types
+    x = two_domain_batch()["image_a"]
+    assert m.transform(x).shape == x.shape
+    with pytest.raises(ValueError, match="upsample"):
+        build(upsample="bilinear")
+    with pytest.raises(ValueError, match="transform_norm"):
+        build(transform_norm="batch")
+
+
+def test_pixel_content_weight_changes_only_the_adversarial_phase():
+    def step(pretrain_steps, **hp):
+        tf.keras.utils.set_random_seed(5)
+        m = build(variant="diat1", pretrain_steps=pretrain_steps, **hp)
+        m.compile()
+        m.train_step(two_domain_batch(seed=6))
+        return testing.weights_of(m.transform)
+
+    assert testing.max_weight_change(step(5), step(5, lambda_pixel=10.0)) == 0.0  # Eq. 8 only
+    assert testing.max_weight_change(step(0), step(0, lambda_pixel=10.0)) > 0
+
+
+def test_output_skip_makes_t_a_residual_of_its_input():
+    m = build(output_skip=True, upsample="resize", transform_norm="none")
+    out = m.transform.get_layer("transform_out")
+    out.set_weights([np.zeros_like(w) for w in out.get_weights()])
+    x = two_domain_batch()["image_a"]
+    np.testing.assert_allclose(m.transform(x).numpy(), x.numpy(), atol=1e-6)
+    assert "enhancer_skip" not in [l.name for l in build(output_skip=True, enhancement="global").enhancer.layers]

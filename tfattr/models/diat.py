@@ -78,6 +78,17 @@ class Config:
     lr: float | None = None
     lr_pretrain: float | None = None  # None = lr; a larger value shortens pre-training on CPU
     beta_1: float = 0.5  # not given; DCGAN's Adam setting (Radford et al.), which the D follows
+    # Table 1 lists no normalisation: "instance" (Johnson et al.'s transform nets) or "none".
+    transform_norm: str = "instance"
+    # Table 1's two stride-2 "deconv" layers: "deconv" (transposed conv) or "resize" (nearest x2
+    # then a 3x3 conv, Odena et al. 2016), which avoids the deconvs' checkerboard artifacts.
+    upsample: str = "deconv"
+    # Not in Table 1 (False = the paper): T(x) = clip(x + tanh(out), -1, 1), a global residual, so
+    # T starts as the identity that Eq. 8 pre-training otherwise has to learn. See the bench flagfiles.
+    output_skip: bool = False
+    # Not in Eq. 7/14 (0 = the paper): lambda_pixel * mean |T(x) - x| added to T's adversarial loss,
+    # Eq. 8's content term kept (as L1) after pre-training. See the bench flagfiles for why.
+    lambda_pixel: float = 0.0
     enhancement: str = "none"  # "none", "local" (Eq. 10), "global" (Eq. 11)
     enhance_betas: tuple[float, ...] = (0.1, 0.5, 1.0)  # Sec. 5.1: beta_0, beta_1, beta_2
     # Eq. 10's l_content^{phi,i}, i = 0..2: read as pixels (i = 0) then the identity network's first
@@ -85,6 +96,9 @@ class Config:
     enhance_layers: tuple[str, ...] = ("pixels", "conv1_1", "conv1_2")
     enhance_width: int = 32  # local E: 4-layer FCN width (not given)
     blur_sigma: float = 1.8  # Sec. 5.1
+    # Inference only: apply the trained enhancement network in transfer()/translate() (Sec. 3.2);
+    # False gives T's output, the "without enhancement" rows of Sec. 5.3, from the same checkpoint.
+    use_enhancement: bool = True
 
 
 def _check(config: Config, image_size: int):
@@ -102,11 +116,17 @@ def _check(config: Config, image_size: int):
         raise ValueError("diat: enhance_layers and enhance_betas differ in length")
     if image_size % 32:
         raise ValueError(f"diat: image_size must be a multiple of 32 (five stride-2 convs in D), got {image_size}")
+    if config.transform_norm not in ("instance", "none"):
+        raise ValueError(f"diat: transform_norm must be instance or none, got {config.transform_norm!r}")
+    if config.upsample not in ("deconv", "resize"):
+        raise ValueError(f"diat: upsample must be deconv or resize, got {config.upsample!r}")
     if config.d_steps < 1 or config.t_steps < 1:
         raise ValueError("diat: d_steps and t_steps must be >= 1")
 
 
-def _norm(name):
+def _norm(name, kind: str = "instance"):
+    if kind == "none":
+        return layers.Identity(name=name)
     return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
 
 
@@ -119,21 +139,30 @@ def transform_network(config: Config, image_size: int, in_channels: int = 3, nam
     nets, which Table 1 follows) keeps each example independent of the batch and replica count.
     """
     w = config.base_width
+    kind = config.transform_norm
+    bias = kind == "none"
     x_in = keras.Input([image_size, image_size, in_channels], name="image")
     h = x_in
     for i, (filters, k, s) in enumerate(((w, 9, 1), (2 * w, 3, 2), (4 * w, 3, 2))):
-        h = layers.Conv2D(filters, k, strides=s, padding="same", use_bias=False, name=f"{name}_conv{i + 1}")(h)
-        h = layers.ReLU()(_norm(f"{name}_norm{i + 1}")(h))
+        h = layers.Conv2D(filters, k, strides=s, padding="same", use_bias=bias, name=f"{name}_conv{i + 1}")(h)
+        h = layers.ReLU()(_norm(f"{name}_norm{i + 1}", kind)(h))
     for r in range(config.num_res_blocks):
         skip = h
-        h = layers.Conv2D(4 * w, 3, padding="same", use_bias=False, name=f"{name}_res{r}_a")(h)
-        h = layers.ReLU()(_norm(f"{name}_res{r}_a_norm")(h))
-        h = layers.Conv2D(4 * w, 3, padding="same", use_bias=False, name=f"{name}_res{r}_b")(h)
-        h = layers.Add()([skip, _norm(f"{name}_res{r}_b_norm")(h)])
+        h = layers.Conv2D(4 * w, 3, padding="same", use_bias=bias, name=f"{name}_res{r}_a")(h)
+        h = layers.ReLU()(_norm(f"{name}_res{r}_a_norm", kind)(h))
+        h = layers.Conv2D(4 * w, 3, padding="same", use_bias=bias, name=f"{name}_res{r}_b")(h)
+        h = layers.Add()([skip, _norm(f"{name}_res{r}_b_norm", kind)(h)])
     for i, filters in enumerate((2 * w, w)):
-        h = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False, name=f"{name}_deconv{i + 1}")(h)
-        h = layers.ReLU()(_norm(f"{name}_deconv{i + 1}_norm")(h))
+        if config.upsample == "resize":
+            h = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up{i + 1}")(h)
+            h = layers.Conv2D(filters, 3, padding="same", use_bias=bias, name=f"{name}_deconv{i + 1}")(h)
+        else:
+            h = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=bias,
+                                       name=f"{name}_deconv{i + 1}")(h)
+        h = layers.ReLU()(_norm(f"{name}_deconv{i + 1}_norm", kind)(h))
     out = layers.Conv2D(3, 9, padding="same", activation="tanh", name=f"{name}_out")(h)
+    if config.output_skip and name == "transform":
+        out = keras.ops.clip(layers.Add(name=f"{name}_skip")([x_in, out]), -1.0, 1.0)
     return keras.Model(x_in, out, name=name)
 
 
@@ -362,9 +391,12 @@ class Model(base.AttributeTransferModel):
             super().apply(group, tape, loss)
 
     # ---- inference ------------------------------------------------------------------------------
-    def transfer(self, images, enhance: bool = True, training: bool = False):
-        """Images `[B, S, S, 3]` in [-1, 1] edited to the reference attribute (T, then E if trained)."""
+    def transfer(self, images, enhance: bool | None = None, training: bool = False):
+        """Images `[B, S, S, 3]` in [-1, 1] edited to the reference attribute (T, then E if trained
+        and `enhance`, default `config.use_enhancement`)."""
         y = self.transform(images, training=training)
+        if enhance is None:
+            enhance = self.config.use_enhancement
         if enhance and "enhancer" in self.networks:
             y = self.enhance(images, y, training=training)
         return y
@@ -430,6 +462,8 @@ class Model(base.AttributeTransferModel):
             t_id = self.identity_loss(y, x) if c.variant != "diat1" and c.lambda_id > 0 else zeros
             t_smooth = (self._sq(self.denoiser(y, training=True), y) if "denoiser" in self.networks else zeros)
             total = t_adv + c.lambda_id * t_id + c.gamma_smooth * t_smooth
+            if c.lambda_pixel > 0:
+                total += c.lambda_pixel * tf.reduce_mean(tf.abs(y - x), axis=[1, 2, 3])
             loss = self.reduce(pre * t_pre + (1.0 - pre) * total)
         self.apply("t", tape, loss)
         return t_adv, t_id, t_smooth, t_pre
@@ -518,6 +552,35 @@ class Model(base.AttributeTransferModel):
             rows.append(self.transfer(x))
         tiles = [t for row in rows for t in image_grid.to_uint8(row)]
         return image_grid.grid(tiles, len(rows), int(x.shape[0]))
+
+
+def training_stream(train_config, config: Config, batch_size: int, seed: int):
+    """The training batches of local enhancement (Eq. 10), which need the attribute mask of every
+    input image: `{"image_a", "mask_a", "image_b"}` from `bench_mask_batches` (ground-truth bench
+    landmarks). None (the loop's usual two-domain stream) for the other settings.
+
+    Raises:
+      ValueError: enhancement=local on a dataset other than the bench (naming the flags).
+    """
+    if config.enhancement != "local":
+        return None
+    if train_config.dataset != "synthetic":
+        raise ValueError(f"diat: --hparams=enhancement=local trains on landmark masks, which the training loop "
+                         f"builds for --dataset=synthetic only (got --dataset={train_config.dataset}); use "
+                         "enhancement=global, or bench_mask_batches-style batches with masks from the dlib "
+                         "68-point predictor")
+    from tfattr import config as config_lib
+
+    options = config_lib.parse_hparams(train_config.dataset_options)
+    num_train = int(options.get("num_train", 2000))
+    reference = config.domain_value or "yes"
+    size = train_config.image_size
+    spec = {"image_a": tf.TensorSpec([batch_size, size, size, 3], tf.float32),
+            "mask_a": tf.TensorSpec([batch_size, size, size, 1], tf.float32),
+            "image_b": tf.TensorSpec([batch_size, size, size, 3], tf.float32)}
+    return tf.data.Dataset.from_generator(
+        lambda: bench_mask_batches(config.domain_attribute, reference, size, batch_size, seed, num_train),
+        output_signature=spec).prefetch(2)
 
 
 def bench_mask_batches(attribute: str, reference_value: str, image_size: int, batch_size: int, seed: int = 0,
