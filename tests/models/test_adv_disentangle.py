@@ -114,7 +114,9 @@ def test_mixture_with_one_hot_weights_equals_that_code(model):
     a, b = x[::-1], tf.roll(x, 1, 0) * 0.5
     mask = tf.constant([[0.0, 1.0, 0.0, 1.0]] * 2)
     got = model.mix(x, tf.stack([a, b], 1), tf.constant([[0.0, 1.0]] * 2), mask)
-    np.testing.assert_allclose(got.numpy(), model.transfer(x, b, mask).numpy(), atol=1e-6)
+    # atol 1e-5: the two paths run the decoder on differently composed batches; float32 conv
+    # reductions then differ by ~1e-6 (seen in CI: max 1.25e-6).
+    np.testing.assert_allclose(got.numpy(), model.transfer(x, b, mask).numpy(), atol=1e-5)
     # Interpolation end points (Eq. 12): 0 reconstructs, 1 transfers.
     np.testing.assert_allclose(model.interpolate(x, a, tf.zeros([2]), mask).numpy(), model.reconstruct(x).numpy(),
                                atol=1e-6)
