@@ -149,26 +149,36 @@ def run_throughput(args):
             bench = torch_equivalents[name](model, args.batch_size)
             bench.train_step(), bench.infer()
             row["torch"] = {"source": bench.source, "notes": bench.notes, "train_s": [], "infer_s": []}
+        if args.only == "torch":
+            del row["tf"]
+            row.pop("tf_xla", None)
+            xla = None
+        if args.only == "tf" and bench:
+            del row["torch"]
+            bench = None
         for r in range(args.repeats):
-            row["tf"]["train_s"].append(timed(tf_train, args.steps))
+            if "tf" in row:
+                row["tf"]["train_s"].append(timed(tf_train, args.steps))
             if bench:
                 row["torch"]["train_s"].append(timed(bench.train_step, args.steps))
             if xla:
                 row["tf_xla"]["train_s"].append(timed(xla[0], args.steps))
-            row["tf"]["infer_s"].append(timed(tf_infer, args.steps))
+            if "tf" in row:
+                row["tf"]["infer_s"].append(timed(tf_infer, args.steps))
             if xla:
                 row["tf_xla"]["infer_s"].append(timed(xla[1], args.steps))
             if bench:
                 row["torch"]["infer_s"].append(timed(bench.infer, args.steps))
             print(f"  repeat {r}: " + json.dumps({k: [round(v[-1], 4) for v in (row[k]["train_s"], row[k]["infer_s"])]
                                                     for k in ("tf", "tf_xla", "torch") if k in row}), flush=True)
-        row["tf"]["train_flops"] = tf_flops(train, batch) if not args.no_flops else None
-        row["tf"]["infer_flops"] = tf_flops(infer, batch) if not args.no_flops else None
+        tf_side = row.get("tf", {})
+        tf_side["train_flops"] = tf_flops(train, batch) if not args.no_flops else None
+        tf_side["infer_flops"] = tf_flops(infer, batch) if not args.no_flops else None
         if bench and not args.no_flops:
             row["torch"]["train_flops"] = bench.train_flops()
             row["torch"]["infer_flops"] = bench.infer_flops()
         if "tf_xla" in row:
-            row["tf_xla"]["train_flops"], row["tf_xla"]["infer_flops"] = row["tf"]["train_flops"], row["tf"]["infer_flops"]
+            row["tf_xla"]["train_flops"], row["tf_xla"]["infer_flops"] = tf_side["train_flops"], tf_side["infer_flops"]
         for side in ("tf", "tf_xla", "torch"):
             if side not in row:
                 continue
@@ -178,7 +188,7 @@ def run_throughput(args):
             for kind in ("train", "infer"):
                 fl = d.get(f"{kind}_flops")
                 d[f"{kind}_gflops_per_s"] = fl / statistics.median(d[f"{kind}_s"]) / 1e9 if fl else None
-        if "torch" in row:
+        if "torch" in row and "tf" in row:
             row["ratio_train"] = row["tf"]["train_images_per_s"] / row["torch"]["train_images_per_s"]
             row["ratio_infer"] = row["tf"]["infer_images_per_s"] / row["torch"]["infer_images_per_s"]
             if "tf_xla" in row:
@@ -238,6 +248,10 @@ def main():
     p.add_argument("--threads", type=int, default=2, help="intra-op threads for both frameworks")
     p.add_argument("--jit_compile", action="store_true", help="XLA for the main tfattr timing")
     p.add_argument("--xla", action="store_true", help="also time an XLA-compiled tfattr variant, interleaved")
+    p.add_argument("--only", choices=("both", "tf", "torch"), default="both",
+                   help="time one framework per process (no interleaving): on an idle machine each side then has "
+                        "the cores alone; interleaved, one framework's idle worker threads were seen to slow the "
+                        "other (PyTorch's mask_transfer step 1.3-1.5 s in one run, 2.6 s in the next)")
     p.add_argument("--mixed_precision", default="float32")
     p.add_argument("--no_torch", action="store_true")
     p.add_argument("--no_flops", action="store_true")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from tfattr.layers.conv_transpose import MatmulConv2DTranspose
+
 
 def normalization(norm: str, name: str | None = None):
     if norm == "batch":
@@ -23,7 +25,7 @@ def normalization(norm: str, name: str | None = None):
 
 
 def conv(filters, kernel, strides=1, spectral=False, use_bias=True, transpose=False, name=None, padding="same"):
-    cls = layers.Conv2DTranspose if transpose else layers.Conv2D
+    cls = MatmulConv2DTranspose if transpose else layers.Conv2D
     layer = cls(filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
                 kernel_initializer=keras.initializers.HeNormal(), name=name)
     return layers.SpectralNormalization(layer, name=None if name is None else name + "_sn") if spectral else layer

@@ -36,6 +36,7 @@ import tensorflow as tf
 from keras import layers
 
 from tfattr.data.attributes import Schema
+from tfattr.layers.conv_transpose import MatmulConv2DTranspose
 from tfattr.models import base
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -116,7 +117,7 @@ def _dense_bn_elu(x, units, name, dropout=0.0):
 
 
 def _conv_bn_elu(x, filters, kernel, strides, name, dropout=0.0, transpose=False):
-    cls = layers.Conv2DTranspose if transpose else layers.Conv2D
+    cls = MatmulConv2DTranspose if transpose else layers.Conv2D
     x = cls(filters, kernel, strides=strides, padding="same", use_bias=False, kernel_initializer="he_normal",
             name=name)(x)
     # Synchronised: per-replica statistics would make a step depend on the replica count.
@@ -159,7 +160,7 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
         h = _conv_bn_elu(h, w(32), 4, 2, "g_deconv2", transpose=True)
         out_kernel, out_stride = 3, 1
     channels = 1 if config.grayscale else 3
-    x_out = layers.Conv2DTranspose(channels, out_kernel, strides=out_stride, padding="same", activation="tanh",
+    x_out = MatmulConv2DTranspose(channels, out_kernel, strides=out_stride, padding="same", activation="tanh",
                                    name="g_out")(h)
     if config.grayscale:
         x_out = layers.Concatenate(name="to_rgb")([x_out, x_out, x_out])

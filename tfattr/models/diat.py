@@ -41,6 +41,7 @@ from keras import layers
 
 from tfattr.data.attributes import Schema
 from tfattr.identity import perceptual
+from tfattr.layers.conv_transpose import MatmulConv2DTranspose
 from tfattr.models import base
 
 VARIANTS = ("diat_a", "diat", "diat2", "diat1")
@@ -157,7 +158,7 @@ def transform_network(config: Config, image_size: int, in_channels: int = 3, nam
             h = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up{i + 1}")(h)
             h = layers.Conv2D(filters, 3, padding="same", use_bias=bias, name=f"{name}_deconv{i + 1}")(h)
         else:
-            h = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=bias,
+            h = MatmulConv2DTranspose(filters, 3, strides=2, padding="same", use_bias=bias,
                                        name=f"{name}_deconv{i + 1}")(h)
         h = layers.ReLU()(_norm(f"{name}_deconv{i + 1}_norm", kind)(h))
     out = layers.Conv2D(3, 9, padding="same", activation="tanh", name=f"{name}_out")(h)
