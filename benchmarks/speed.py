@@ -100,7 +100,7 @@ def run_throughput(args):
     from tfattr import models
 
     torch_equivalents = {}
-    if not args.no_torch:
+    if not args.no_torch and args.only != "tf":
         import torch
 
         torch.set_num_threads(args.threads)
