@@ -99,6 +99,7 @@ def run_throughput(args):
 
     from tfattr import models
 
+    time_tf = args.only != "torch"
     torch_equivalents = {}
     if not args.no_torch and args.only != "tf":
         import torch
@@ -128,11 +129,13 @@ def run_throughput(args):
         def tf_infer():
             _ = tf.nest.map_structure(lambda t: t.numpy(), infer(batch))
 
-        row = {"model": name, "images_per_step": images, "tf": {"train_s": [], "infer_s": []}}
-        tf_train(), tf_infer()  # trace
-        tf_train(), tf_infer()
+        row = {"model": name, "images_per_step": images}
+        if time_tf:
+            row["tf"] = {"train_s": [], "infer_s": []}
+            tf_train(), tf_infer()  # trace
+            tf_train(), tf_infer()
         xla = None
-        if args.xla:  # the same model, XLA-compiled (`--jit_compile`), timed in the same interleaving
+        if args.xla and time_tf:  # the same model, XLA-compiled (`--jit_compile`), timed in the same interleaving
             xla_train = tf.function(model.train_step, jit_compile=True)
             xla_infer = tf.function(lambda b: model(b, training=False), jit_compile=True)
             xla = (lambda: float(next(iter(xla_train(batch).values()))),
@@ -149,13 +152,6 @@ def run_throughput(args):
             bench = torch_equivalents[name](model, args.batch_size)
             bench.train_step(), bench.infer()
             row["torch"] = {"source": bench.source, "notes": bench.notes, "train_s": [], "infer_s": []}
-        if args.only == "torch":
-            del row["tf"]
-            row.pop("tf_xla", None)
-            xla = None
-        if args.only == "tf" and bench:
-            del row["torch"]
-            bench = None
         for r in range(args.repeats):
             if "tf" in row:
                 row["tf"]["train_s"].append(timed(tf_train, args.steps))
@@ -171,14 +167,14 @@ def run_throughput(args):
                 row["torch"]["infer_s"].append(timed(bench.infer, args.steps))
             print(f"  repeat {r}: " + json.dumps({k: [round(v[-1], 4) for v in (row[k]["train_s"], row[k]["infer_s"])]
                                                     for k in ("tf", "tf_xla", "torch") if k in row}), flush=True)
-        tf_side = row.get("tf", {})
-        tf_side["train_flops"] = tf_flops(train, batch) if not args.no_flops else None
-        tf_side["infer_flops"] = tf_flops(infer, batch) if not args.no_flops else None
+        if time_tf:
+            row["tf"]["train_flops"] = tf_flops(train, batch) if not args.no_flops else None
+            row["tf"]["infer_flops"] = tf_flops(infer, batch) if not args.no_flops else None
         if bench and not args.no_flops:
             row["torch"]["train_flops"] = bench.train_flops()
             row["torch"]["infer_flops"] = bench.infer_flops()
         if "tf_xla" in row:
-            row["tf_xla"]["train_flops"], row["tf_xla"]["infer_flops"] = tf_side["train_flops"], tf_side["infer_flops"]
+            row["tf_xla"]["train_flops"], row["tf_xla"]["infer_flops"] = row["tf"]["train_flops"], row["tf"]["infer_flops"]
         for side in ("tf", "tf_xla", "torch"):
             if side not in row:
                 continue

@@ -13,7 +13,7 @@ def _pair(filters, kernel, strides, size, use_bias=True, activation=None):
     ref = keras.layers.Conv2DTranspose(filters, kernel, strides=strides, padding="same", use_bias=use_bias,
                                        activation=activation, bias_initializer="random_normal")
     ours = MatmulConv2DTranspose(filters, kernel, strides=strides, padding="same", use_bias=use_bias,
-                                   activation=activation)
+                                  activation=activation)
     ref(x)
     ours(x)
     ours.set_weights(ref.get_weights())

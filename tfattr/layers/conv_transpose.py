@@ -32,21 +32,21 @@ class MatmulConv2DTranspose(keras.layers.Conv2DTranspose):
     output_padding, channels_first, stride 1) use the parent's `call`.
     """
 
+    # Measured crossover (module docstring): the matmul form wins up to 8x8 inputs and loses ~15-40%
+    # from 16x16 up, where TF's own kernel is efficient; larger inputs keep the parent's call.
+    MAX_MATMUL_AREA = 64
+
     def _supported(self) -> bool:
         s = self.strides
         return (self.padding == "same" and s[0] == s[1] and s[0] > 1 and self.kernel_size[0] == self.kernel_size[1]
                 and self.kernel_size[0] >= s[0] and self.data_format == "channels_last"
                 and tuple(self.dilation_rate) == (1, 1) and self.output_padding is None)
 
-    # Measured crossover (module docstring): the matmul form wins up to 8x8 inputs and loses ~15-40%
-    # from 16x16 up, where TF's own kernel is efficient; larger inputs keep the parent's call.
-    MAX_MATMUL_AREA = 64
-
     def build(self, input_shape):
         super().build(input_shape)
         h, w = input_shape[1], input_shape[2]
         self._use_matmul = (self._supported() and h is not None and w is not None
-                              and h * w <= self.MAX_MATMUL_AREA)
+                            and h * w <= self.MAX_MATMUL_AREA)
 
     def call(self, inputs):
         if not self._use_matmul:

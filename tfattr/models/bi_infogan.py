@@ -161,7 +161,7 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
         out_kernel, out_stride = 3, 1
     channels = 1 if config.grayscale else 3
     x_out = MatmulConv2DTranspose(channels, out_kernel, strides=out_stride, padding="same", activation="tanh",
-                                   name="g_out")(h)
+                                  name="g_out")(h)
     if config.grayscale:
         x_out = layers.Concatenate(name="to_rgb")([x_out, x_out, x_out])
     generator = keras.Model(z_in, x_out, name="generator")

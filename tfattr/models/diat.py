@@ -159,7 +159,7 @@ def transform_network(config: Config, image_size: int, in_channels: int = 3, nam
             h = layers.Conv2D(filters, 3, padding="same", use_bias=bias, name=f"{name}_deconv{i + 1}")(h)
         else:
             h = MatmulConv2DTranspose(filters, 3, strides=2, padding="same", use_bias=bias,
-                                       name=f"{name}_deconv{i + 1}")(h)
+                                      name=f"{name}_deconv{i + 1}")(h)
         h = layers.ReLU()(_norm(f"{name}_deconv{i + 1}_norm", kind)(h))
     out = layers.Conv2D(3, 9, padding="same", activation="tanh", name=f"{name}_out")(h)
     if config.output_skip and name == "transform":
