@@ -121,11 +121,44 @@ def test_train_step_finite_and_updates_every_network(hp):
     m = build(**hp)
     m.compile()
     before = {name: testing.weights_of(net) for name, net in m.networks.items()}
-    logs = m.train_step(two_domain_batch(seed=4, mask=True))
+    m.train_step(two_domain_batch(seed=4, mask=True))
+    # Two steps: the residual local enhancer's zero-initialised output conv passes no gradient to
+    # the layers below it on the first step.
+    logs = m.train_step(two_domain_batch(seed=5, mask=True))
     assert set(logs) == set(m.LOSS_NAMES)
     assert all(np.isfinite(float(v)) for v in logs.values()), logs
     for name, net in m.networks.items():
         assert testing.max_weight_change(before[name], testing.weights_of(net)) > 0, name
+
+
+def test_residual_local_enhancer_starts_at_the_edit_and_plain_one_is_bounded():
+    x = two_domain_batch(seed=6)["image_a"]
+    m = build(enhancement="local", variant="diat1")
+    np.testing.assert_array_equal(m.transfer(x).numpy(), m.transfer(x, enhance=False).numpy())
+    plain = build(enhancement="local", variant="diat1", enhance_residual=False)
+    out = plain.transfer(x).numpy()
+    assert np.abs(out - plain.transfer(x, enhance=False).numpy()).max() > 1e-3
+    assert np.all(np.abs(out) < 1.0)
+
+
+@pytest.mark.parametrize("region_mean", [True, False])
+def test_local_enhancement_loss_is_eq10_with_the_chosen_normalisation(region_mean):
+    rng = np.random.default_rng(7)
+    x, t, e = rng.uniform(-1, 1, [3, 2, 8, 8, 3]).astype(np.float32)
+    mask = np.zeros([2, 8, 8, 1], np.float32)
+    mask[0, 2:4, 2:6] = 1.0  # 8 of 64 pixels
+    mask[1, :, :4] = 1.0  # half
+    got = diat.local_enhancement_loss(x, t, e, mask, ["pixels"], [0.1], region_mean=region_mean).numpy()
+    for n in range(2):
+        m = mask[n]
+        unchanged = ((1 - m) * (e[n] - x[n]) ** 2).mean()
+        content = 0.1 * 0.5 * ((m * (t[n] - e[n])) ** 2).mean()
+        if region_mean:
+            unchanged, content = unchanged / (1 - m.mean()), content / m.mean()
+        np.testing.assert_allclose(got[n], unchanged + content, rtol=1e-5)
+    # Zero exactly when E is x outside the mask and T(x) inside it.
+    ideal = mask * t + (1 - mask) * x
+    assert np.all(diat.local_enhancement_loss(x, t, ideal, mask, ["pixels"], [0.1]).numpy() == 0)
 
 
 def test_errors_name_the_field():
