@@ -58,19 +58,18 @@ def main():
 
     import tensorflow as tf
 
-    from tfattr import config as config_lib
     from tfattr.data import attributes as attributes_lib
     from tfattr.metrics import registry
     from tfattr.models import diat
-    from tfattr.training import precision, rundir
+    from tfattr.training import loop, precision, rundir
 
     meta = rundir.read_json(os.path.join(args.run_dir, "config.json"))
     if meta["train"]["model"] != "diat" or meta["train"]["dataset"] != "synthetic":
         sys.exit(f"--run_dir={args.run_dir}: needs a diat run on --dataset=synthetic, got "
                  f"{meta['train']['model']} on {meta['train']['dataset']}")
     schema = attributes_lib.Schema.from_json(meta["schema"])
-    config = diat.Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["model"].items()})
-    config = config_lib.override(config, {"enhancement": "local", **config_lib.parse_hparams(args.hparams)}, "--hparams")
+    config = loop.model_config_from_meta(meta, ",".join(h for h in ("enhancement=local", args.hparams) if h),
+                                         "--hparams")
     size = meta["train"]["image_size"]
     model = precision.build_model("diat", schema, size, config)
     model.compile()

@@ -153,13 +153,13 @@ def run_throughput(args):
             bench.train_step(), bench.infer()
             row["torch"] = {"source": bench.source, "notes": bench.notes, "train_s": [], "infer_s": []}
         for r in range(args.repeats):
-            if "tf" in row:
+            if time_tf:
                 row["tf"]["train_s"].append(timed(tf_train, args.steps))
             if bench:
                 row["torch"]["train_s"].append(timed(bench.train_step, args.steps))
             if xla:
                 row["tf_xla"]["train_s"].append(timed(xla[0], args.steps))
-            if "tf" in row:
+            if time_tf:
                 row["tf"]["infer_s"].append(timed(tf_infer, args.steps))
             if xla:
                 row["tf_xla"]["infer_s"].append(timed(xla[1], args.steps))

@@ -349,6 +349,11 @@ def landmark_mask(landmarks68, attribute: str, size: int, margin: float = 0.06) 
     return out
 
 
+def mean_square(a, b):
+    """Per-example mean of (a - b)^2 over `[H, W, C]`."""
+    return tf.reduce_mean(tf.square(a - b), axis=[1, 2, 3])
+
+
 def local_enhancement_loss(x, t, e, mask, layers, betas, identity_net=None, region_mean=True):
     """Eq. 10 per example: (1 - m) |E - x|^2 + sum_i beta_i l_content^{phi,i}(m T(x), m E).
 
@@ -367,7 +372,7 @@ def local_enhancement_loss(x, t, e, mask, layers, betas, identity_net=None, regi
     content = tf.zeros_like(unchanged)
     for layer, beta in zip(layers, betas):
         if layer == "pixels":
-            content += beta * 0.5 * tf.reduce_mean(tf.square(mask * t - mask * e), axis=[1, 2, 3])
+            content += beta * 0.5 * mean_square(mask * t, mask * e)
         else:
             content += beta * perceptual.perceptual_identity_loss(mask * t, mask * e, identity_net, [layer])
     if region_mean:
@@ -477,9 +482,7 @@ class Model(base.AttributeTransferModel):
         return perceptual.perceptual_identity_loss(transformed, images, self.identity_net, c.identity_layers,
                                                    c.identity_layer_weights)
 
-    @staticmethod
-    def _sq(a, b):
-        return tf.reduce_mean(tf.square(a - b), axis=[1, 2, 3])
+    _sq = staticmethod(mean_square)
 
     def _pretrain_phase(self):
         return tf.cast(self.optimizers["d"].iterations < self.config.pretrain_steps * self.config.d_steps, tf.float32)

@@ -100,6 +100,14 @@ def prepare_run_dir(config: config_lib.TrainConfig) -> str:
     return rundir.new_run_dir(config.output_dir, config.model, config.dataset, config.image_size, config.batch_size)
 
 
+def model_config_from_meta(meta: dict, overrides: str | None = None, flag: str = "model_options"):
+    """The model `Config` a run's `config.json` (`meta`) records, with `overrides` ("name=value,...",
+    reported under `flag` when invalid) applied."""
+    module = models.get(meta["train"]["model"])
+    model_config = module.Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["model"].items()})
+    return config_lib.override(model_config, config_lib.parse_hparams(overrides), flag)
+
+
 def load_model_from_run(run_dir: str, checkpoint: str | None = None, strategy=None, overrides: str | None = None):
     """Rebuilds the model a run trained and restores its latest (or the given) checkpoint.
 
@@ -109,9 +117,7 @@ def load_model_from_run(run_dir: str, checkpoint: str | None = None, strategy=No
     """
     meta = rundir.read_json(os.path.join(run_dir, CONFIG_FILE))
     schema = attributes_lib.Schema.from_json(meta["schema"])
-    module = models.get(meta["train"]["model"])
-    model_config = module.Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["model"].items()})
-    model_config = config_lib.override(model_config, config_lib.parse_hparams(overrides), "model_options")
+    model_config = model_config_from_meta(meta, overrides)
     scope = strategy.scope() if strategy else _null_scope()
     policy = meta["train"].get("mixed_precision", "float32")
     with scope:
