@@ -201,7 +201,24 @@ def test_export_round_trip(model, tmp_path):
     assert max(errors.values()) < 1e-4
 
 
+def test_instance_norm_codes_cannot_see_brightness_but_batch_norm_codes_can():
+    """Why `norm` exists: with Table I's instance norm the codes of x and of a darker copy 0.5 x are
+    the same (the first conv is linear, zero padding scales too, and the norm divides the scale
+    out), so no decoder can give them different colours; batch norm (inference) keeps the level."""
+    x = batch(2, seed=3)["image"]
+    for norm, same in (("instance", True), ("batch", False)):
+        m = build(norm=norm)
+        a, b = m.encode(x), m.encode(0.5 * x)
+        diff = max(float(tf.reduce_max(tf.abs(u - v))) for u, v in zip(a, b))
+        scale = max(float(tf.reduce_max(tf.abs(u))) for u in a)
+        assert (diff < 1e-3 * scale) == same, (norm, diff, scale)
+    layers = [type(layer).__name__ for layer in build(norm="batch").encoder.layers]
+    assert "BatchNormalization" in layers and "GroupNormalization" not in layers
+
+
 def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="norm must be instance, batch or none, got 'layer'"):
+        build(norm="layer")
     with pytest.raises(ValueError, match="categorical.*Eyeglasses"):
         models.build("adv_disentangle", testing.SCHEMA, SIZE, TINY)
     with pytest.raises(ValueError, match="image_size must be a multiple of 4"):

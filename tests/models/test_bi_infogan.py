@@ -178,6 +178,21 @@ def test_discriminator_sees_real_and_fake_pairs_in_one_batch():
     assert np.mean(losses[-10:]) < 0.6, losses[::5]
 
 
+def test_discriminator_noise_as_in_the_authors_code():
+    """d_noise: Gaussian noise after D's layers (0.3 after each branch's first, 0.5 after the rest
+    at d_noise = 0.5), only while training."""
+    x = testing.smooth_batch(4, SIZE, DIGITS, seed=5)["image"]
+    for noise, stds in ((0.0, []), (0.5, [0.3, 0.5, 0.5, 0.3, 0.5, 0.5, 0.5])):
+        m = build(dropout=0.0, d_noise=noise)
+        got = [layer.stddev for layer in m.discriminator.layers if isinstance(layer, tf.keras.layers.GaussianNoise)]
+        assert sorted(got) == pytest.approx(sorted(stds))
+        z = m.sample_code(4, seed=tf.constant([1, 2]))
+        train = [m.discriminator([x, z], training=True).numpy() for _ in range(2)]
+        infer = [m.discriminator([x, z], training=False).numpy() for _ in range(2)]
+        np.testing.assert_array_equal(infer[0], infer[1])
+        assert np.array_equal(train[0], train[1]) == (noise == 0.0)
+
+
 def test_translate_sets_only_the_labelled_codes():
     m = build(schema=testing.SCHEMA, extra_categorical=(3,))  # Eyeglasses (2), Hair_Color (4), Smiling (2)
     attrs = tf.constant([[1.0, 0, 0, 1, 0, 0.0]])  # glasses, brown hair, not smiling

@@ -229,7 +229,9 @@ def main(argv):
         images = np.concatenate([b["image"].numpy() for b in test], axis=0)
         pick = np.random.default_rng(FLAGS.seed).permutation(len(images))[:12]
         record["figures"] = save_figures(model, tf.constant(images[pick]), FLAGS.figures_dir, FLAGS.figures_prefix)
-    with open(os.path.join(FLAGS.out_dir or FLAGS.run_dir, "metric-bi_infogan_digits.jsonl"), "a") as f:
+    out_dir = FLAGS.out_dir or FLAGS.run_dir
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "metric-bi_infogan_digits.jsonl"), "a") as f:
         f.write(json.dumps(record) + "\n")
     print(json.dumps(record, indent=1))
 

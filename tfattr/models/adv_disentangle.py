@@ -71,6 +71,12 @@ class Config:
     # exponential average so it follows the moving encoders); `compute_label_means` recomputes it
     # exactly over a dataset with the final encoders.
     label_mean_decay: float = 0.99
+    # Normalisation of the encoders and the decoder. Table I: instance norm everywhere. Measured on
+    # the bench (flat-coloured backgrounds and skin, 64 px, demo widths): an auto-encoder with only
+    # the reconstruction loss stays at L1 0.225 after 250 steps and never gets the background colour
+    # right, because instance norm of the first 7x7 conv keeps only each channel's spatial pattern,
+    # not its level; "batch" or "none" keep absolute colour (see benchmarks/RESULTS.md).
+    norm: str = "instance"
 
 
 def code_shape(config: Config, image_size: int) -> tuple[int, int, int]:
@@ -86,6 +92,9 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
                          "Encode a binary attribute as a 2-class categorical one.")
     if REST in schema.names:
         raise ValueError(f"adv_disentangle: attribute name {REST!r} is reserved for the rest code z_0")
+    if config.norm not in ("instance", "batch", "none"):
+        raise ValueError(f"adv_disentangle: norm must be instance, batch or none, got {config.norm!r}")
+    norm = config.norm
     w = config.enc_width
     h, _, c = code_shape(config, image_size)
     num_codes = len(schema) + 1
@@ -95,23 +104,22 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     x_in = keras.Input([image_size, image_size, 3], name="image")
     codes = {}
     for name in names:
-        t = blocks.conv_norm_act(x_in, w, 7, norm="instance", name=f"enc_{name}_1")
-        t = blocks.conv_norm_act(t, 2 * w, 3, strides=2, norm="instance", name=f"enc_{name}_2")
-        codes[name] = blocks.conv_norm_act(t, 4 * w, 3, strides=2, norm="instance", name=f"enc_{name}_3")
+        t = blocks.conv_norm_act(x_in, w, 7, norm=norm, name=f"enc_{name}_1")
+        t = blocks.conv_norm_act(t, 2 * w, 3, strides=2, norm=norm, name=f"enc_{name}_2")
+        codes[name] = blocks.conv_norm_act(t, 4 * w, 3, strides=2, norm=norm, name=f"enc_{name}_3")
     encoder = keras.Model(x_in, codes, name="encoder")
 
     z_in = keras.Input([h, h, num_codes * c], name="codes")
     dec_width = config.dec_width or num_codes * c
-    t = z_in if dec_width == num_codes * c else blocks.conv_norm_act(z_in, dec_width, 1, norm="instance",
-                                                                      name="dec_in")
+    t = z_in if dec_width == num_codes * c else blocks.conv_norm_act(z_in, dec_width, 1, norm=norm, name="dec_in")
     for i in range(config.num_res_blocks):
-        t = blocks.residual_block(t, dec_width, norm="instance", name=f"dec_res{i + 1}")
+        t = blocks.residual_block(t, dec_width, norm=norm, name=f"dec_res{i + 1}")
     for i, filters in enumerate((2 * w, w)):
         if config.dec_resize_stride2:
             t = layers.UpSampling2D(4, interpolation="nearest")(t)
-            t = blocks.conv_norm_act(t, filters, 3, strides=2, norm="instance", name=f"dec_{i + 1}")
+            t = blocks.conv_norm_act(t, filters, 3, strides=2, norm=norm, name=f"dec_{i + 1}")
         else:
-            t = blocks.resize_conv(t, filters, 3, norm="instance", name=f"dec_{i + 1}")
+            t = blocks.resize_conv(t, filters, 3, norm=norm, name=f"dec_{i + 1}")
     x_out = layers.Conv2D(3, 7, padding="same", activation="tanh", name="dec_3")(t)
     decoder = keras.Model(z_in, x_out, name="decoder")
 
