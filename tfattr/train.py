@@ -35,9 +35,8 @@ def main(argv):
     config = tfattr_flags.train_config(FLAGS)
     from tfattr import models
 
-    module = models.get(config.model)
     try:
-        model_config = config_lib.override(module.Config(), config_lib.parse_hparams(config.hparams))
+        model_config = models.config_from_hparams(config.model, config.hparams)
     except config_lib.ConfigError as e:
         sys.exit(f"error: {e}")
     if FLAGS.dry_run:

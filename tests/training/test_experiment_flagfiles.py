@@ -11,7 +11,6 @@ import pytest
 from absl import flags
 
 import tfattr.train  # noqa: F401  (defines the training flags)
-from tfattr import config as config_lib
 from tfattr import models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,6 +40,5 @@ def test_flagfile_is_valid(path):
     values = read_flags(path)
     unknown = sorted(set(values) - set(flags.FLAGS))
     assert not unknown, f"{path}: undefined flags {unknown}"
-    module = models.get(values["model"])
     # Raises ConfigError naming the field for an unknown name or a bad value.
-    config_lib.override(module.Config(), config_lib.parse_hparams(values.get("hparams")))
+    models.config_from_hparams(values["model"], values.get("hparams"))

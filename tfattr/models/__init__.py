@@ -19,6 +19,14 @@ def get(name: str):
     return importlib.import_module(MODELS[name])
 
 
+def config_from_hparams(name: str, hparams: str | None):
+    """Model `name`'s `Config` with `--hparams` text ("a=1,b=x") applied; raises `ConfigError` naming
+    an unknown field (and the valid ones) or an unparsable value."""
+    from tfattr import config as config_lib
+
+    return config_lib.override(get(name).Config(), config_lib.parse_hparams(hparams))
+
+
 def build(name: str, schema, image_size: int, hparams: dict | None = None, config=None):
     """Builds model `name` for `schema` at `image_size`, with `hparams` overriding `Config` fields."""
     from tfattr import config as config_lib

@@ -61,7 +61,7 @@ def load_data(config: config_lib.TrainConfig, split: str, batch_size: int, seed:
     flip = config.flip if flip is None else flip
     module = models.get(config.model)
     if getattr(module.Model, "DATA", "single") == "two_domains":
-        model_config = config_lib.override(module.Config(), config_lib.parse_hparams(config.hparams))
+        model_config = models.config_from_hparams(config.model, config.hparams)
         source = data_base.get_source(config.dataset, image_size=config.image_size, **_source_options(config))
         # A model needing more than images and labels per batch (diat's local enhancement: landmark
         # masks) supplies its own training stream.
@@ -151,7 +151,7 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
     keras.utils.set_random_seed(config.seed)
     strategy = strategy_lib.make_strategy(config.strategy)
     module = models.get(config.model)
-    model_config = config_lib.override(module.Config(), config_lib.parse_hparams(config.hparams))
+    model_config = models.config_from_hparams(config.model, config.hparams)
     local_batch = strategy_lib.per_replica_batch(config.batch_size, strategy,
                                                  multiple_of=getattr(module.Model, "BATCH_MULTIPLE", 1))
     del local_batch
