@@ -80,6 +80,33 @@ def test_train_step_finite_and_updates_every_network():
         assert testing.max_weight_change(before[name], testing.weights_of(net)) > 0, name
 
 
+def test_unit_classifier_reads_only_its_own_unit_and_learns():
+    assert "unit_classifier" not in build().networks  # the paper's objective: no such term
+    tf.keras.utils.set_random_seed(0)
+    m = build(lambda_unit_cls=1.0, lr_g=2e-3)
+    m.compile()
+    k, c = m.num_units, m.unit_channels
+    latent = SIZE // 4
+    units = tf.random.normal([2, latent, latent, k * c])
+    base = m.unit_classifier(units).numpy()
+    for j, (s, e) in enumerate(testing.SCHEMA.column_slices):
+        # Perturb every unit except j: attribute j's logits must not move.
+        noise = np.random.default_rng(j).normal(size=units.shape).astype(np.float32)
+        noise[..., j * c:(j + 1) * c] = 0.0
+        moved = m.unit_classifier(units + noise).numpy()
+        np.testing.assert_allclose(moved[:, s:e], base[:, s:e], atol=1e-5)
+        assert np.abs(moved - base).max() > 1e-3
+    batch = testing.smooth_batch(4, SIZE, seed=5)
+    step = tf.function(m.train_step)
+    first = float(step(batch)["g/unit_cls"])
+    before = testing.weights_of(m.unit_classifier)
+    for _ in range(30):
+        m.reset_trackers()
+        last = float(step(batch)["g/unit_cls"])
+    assert testing.max_weight_change(before, testing.weights_of(m.unit_classifier)) > 0
+    assert last < 0.5 * first, (first, last)
+
+
 def test_overfits_one_batch():
     tf.keras.utils.set_random_seed(0)
     m = build(lr_g=2e-3, lr_d=1e-4)

@@ -1,0 +1,88 @@
+"""Why a bench transfer fails: the reconstruction ceiling, and what each latent part encodes.
+
+  python benchmarks/code_diagnostics.py --run_dir=RUN [--checkpoint=PREFIX] [--num=1200]
+
+Prints, on the first `num` bench test faces (64 px models trained on the synthetic bench):
+
+* `reconstruction`: the oracle's accuracy per bench attribute on the real faces and on the model's
+  reconstructions (swap nothing). A swap of attribute X can only be judged right as often as a
+  reconstruction keeps X, so this is the ceiling of the swap accuracy that the decoder's sharpness sets.
+* `probe` (models with `encode` returning one embedding, i.e. latent_swap; adv_disentangle through
+  `attribute_encodings`): held-out accuracy of a linear probe (ridge classifier on the 4x4
+  average-pooled code, trained on the first 2/3 of the faces) from each latent part to each of the
+  model's attributes. A unit that reads its own attribute no better than the other parts do is not
+  the one the decoder can be taught to follow.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from absl import app, flags
+
+flags.DEFINE_string("run_dir", None, "Training run directory.")
+flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: latest).")
+flags.DEFINE_integer("num", 1200, "Bench test faces.")
+FLAGS = flags.FLAGS
+
+
+def ridge_probe_accuracy(train_x, train_y, test_x, test_y, num_classes: int, l2: float = 10.0) -> float:
+    """Accuracy of a ridge-regression classifier (one-hot targets) fitted on standardised features."""
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    a, b = (train_x - mean) / std, (test_x - mean) / std
+    a = np.concatenate([a, np.ones([len(a), 1])], 1)
+    b = np.concatenate([b, np.ones([len(b), 1])], 1)
+    targets = np.eye(num_classes)[train_y]
+    w = np.linalg.solve(a.T @ a + l2 * np.eye(a.shape[1]), a.T @ targets)
+    return float(np.mean((b @ w).argmax(1) == test_y))
+
+
+def pooled(code: np.ndarray, cells: int = 4) -> np.ndarray:
+    n, h, w, c = code.shape
+    return code.reshape(n, cells, h // cells, cells, w // cells, c).mean((2, 4)).reshape(n, -1)
+
+
+def latent_parts(model, images: np.ndarray) -> dict[str, np.ndarray]:
+    """{part name: [N, h, w, c]} for latent_swap (units + irrelevant) and adv_disentangle (codes)."""
+    if hasattr(model, "attribute_encodings"):
+        codes = [model.encode(images[i:i + 200]) for i in range(0, len(images), 200)]
+        return {n: np.concatenate([c[j].numpy() for c in codes]) for j, n in enumerate(model.code_names)}
+    e = np.concatenate([model.encode(images[i:i + 200]).numpy() for i in range(0, len(images), 200)])
+    u = model.unit_channels
+    parts = {a.name: e[..., j * u:(j + 1) * u] for j, a in enumerate(model.schema)}
+    parts["irrelevant"] = e[..., len(model.schema) * u:]
+    return parts
+
+
+def main(argv):
+    del argv
+    from tfattr.data import synthetic
+    from tfattr.metrics import oracle as oracle_lib
+    from tfattr.training import loop
+
+    model, step, _ = loop.load_model_from_run(FLAGS.run_dir, FLAGS.checkpoint)
+    images, labels = oracle_lib.render_labelled(0, "test", 0, FLAGS.num, model.image_size)
+    x = oracle_lib.uint8_to_signed(images)
+    rec = np.concatenate([model.reconstruct(x[i:i + 200]).numpy() for i in range(0, len(x), 200)])
+    oracle = oracle_lib.load_oracle()
+    real, recon = oracle_lib.accuracy(oracle, x, labels), oracle_lib.accuracy(oracle, rec, labels)
+    r3 = lambda d: {k: round(v, 3) for k, v in d.items()}  # noqa: E731
+    print(json.dumps({"run_dir": FLAGS.run_dir, "step": step, "reconstruction_l1": round(float(np.abs(rec - x).mean()), 4),
+                      "oracle_real": r3(real), "oracle_reconstruction": r3(recon)}))
+    names = [a.name for a in synthetic.SCHEMA]
+    cut = 2 * len(x) // 3
+    probe = {}
+    for part, code in latent_parts(model, x).items():
+        f = pooled(code)
+        probe[part] = {}
+        for a in model.schema:
+            y = labels[:, names.index(a.name)]
+            k = synthetic.SCHEMA[a.name].num_classes
+            probe[part][a.name] = round(ridge_probe_accuracy(f[:cut], y[:cut], f[cut:], y[cut:], k), 3)
+    print(json.dumps({"probe": probe}))
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("run_dir")
+    app.run(main)
