@@ -7,8 +7,8 @@ Prints, on the first `num` bench test faces (64 px models trained on the synthet
 * `reconstruction`: the oracle's accuracy per bench attribute on the real faces and on the model's
   reconstructions (swap nothing). A swap of attribute X can only be judged right as often as a
   reconstruction keeps X, so this is the ceiling of the swap accuracy that the decoder's sharpness sets.
-* `probe` (models with `encode` returning one embedding, i.e. latent_swap; adv_disentangle through
-  `attribute_encodings`): held-out accuracy of a linear probe (ridge classifier on the 4x4
+* `probe` (latent_swap: each unit and the irrelevant part; adv_disentangle: each code z_m and the
+  rest code): held-out accuracy of a linear probe (ridge classifier on the 4x4
   average-pooled code, trained on the first 2/3 of the faces) from each latent part to each of the
   model's attributes. A unit that reads its own attribute no better than the other parts do is not
   the one the decoder can be taught to follow.
@@ -43,12 +43,15 @@ def pooled(code: np.ndarray, cells: int = 4) -> np.ndarray:
     return code.reshape(n, cells, h // cells, cells, w // cells, c).mean((2, 4)).reshape(n, -1)
 
 
+def batched(fn, images: np.ndarray, size: int = 200) -> np.ndarray:
+    return np.concatenate([np.asarray(fn(images[i:i + size])) for i in range(0, len(images), size)])
+
+
 def latent_parts(model, images: np.ndarray) -> dict[str, np.ndarray]:
     """{part name: [N, h, w, c]} for latent_swap (units + irrelevant) and adv_disentangle (codes)."""
-    if hasattr(model, "attribute_encodings"):
-        codes = [model.encode(images[i:i + 200]) for i in range(0, len(images), 200)]
-        return {n: np.concatenate([c[j].numpy() for c in codes]) for j, n in enumerate(model.code_names)}
-    e = np.concatenate([model.encode(images[i:i + 200]).numpy() for i in range(0, len(images), 200)])
+    if hasattr(model, "code_names"):  # adv_disentangle: encode() -> [z_1 .. z_M, z_0]
+        return {n: batched(lambda x, j=j: model.encode(x)[j], images) for j, n in enumerate(model.code_names)}
+    e = batched(model.encode, images)
     u = model.unit_channels
     parts = {a.name: e[..., j * u:(j + 1) * u] for j, a in enumerate(model.schema)}
     parts["irrelevant"] = e[..., len(model.schema) * u:]
@@ -64,20 +67,19 @@ def main(argv):
     model, step, _ = loop.load_model_from_run(FLAGS.run_dir, FLAGS.checkpoint)
     images, labels = oracle_lib.render_labelled(0, "test", 0, FLAGS.num, model.image_size)
     x = oracle_lib.uint8_to_signed(images)
-    rec = np.concatenate([model.reconstruct(x[i:i + 200]).numpy() for i in range(0, len(x), 200)])
+    rec = batched(model.reconstruct, x)
     oracle = oracle_lib.load_oracle()
     real, recon = oracle_lib.accuracy(oracle, x, labels), oracle_lib.accuracy(oracle, rec, labels)
     r3 = lambda d: {k: round(v, 3) for k, v in d.items()}  # noqa: E731
     print(json.dumps({"run_dir": FLAGS.run_dir, "step": step, "reconstruction_l1": round(float(np.abs(rec - x).mean()), 4),
                       "oracle_real": r3(real), "oracle_reconstruction": r3(recon)}))
-    names = [a.name for a in synthetic.SCHEMA]
     cut = 2 * len(x) // 3
     probe = {}
     for part, code in latent_parts(model, x).items():
         f = pooled(code)
         probe[part] = {}
         for a in model.schema:
-            y = labels[:, names.index(a.name)]
+            y = labels[:, synthetic.SCHEMA.index(a.name)]
             k = synthetic.SCHEMA[a.name].num_classes
             probe[part][a.name] = round(ridge_probe_accuracy(f[:cut], y[:cut], f[cut:], y[cut:], k), 3)
     print(json.dumps({"probe": probe}))

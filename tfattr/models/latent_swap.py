@@ -54,7 +54,8 @@ class Config:
     # Loss", "Claim of Disentanglement") relies on D_cls of swapped images alone to route each
     # attribute into its unit; on short CPU runs that happened only for hair colour: in the 4,000-step
     # demo run swapping the Smiling unit moved the smile in 11% of pairs. With this term at 1: smile
-    # 0.46 at 1,000 steps, mean swap accuracy 0.500 vs 0.453 at 2,000 steps (benchmarks/RESULTS.md). Oldfield et al.'s Eq. 3 is the same idea. 0 = the paper.
+    # 0.46 at 1,000 steps, mean swap accuracy 0.500 vs 0.453 at 2,000 steps (benchmarks/RESULTS.md).
+    # Oldfield et al.'s Eq. 3 is the same idea. 0 = the paper.
     lambda_unit_cls: float = 0.0
     lambda_rec: float = 10.0
     # Not in the paper: an L1 autoencoding term |x - Dec(Enc(x))|. Eq. 4 reconstructs only through
