@@ -211,3 +211,13 @@ def test_zero_separate_code_makes_domain_a_reconstruction_independent_of_e_s():
     assert np.abs(after["g/rec2_b"].numpy() - before["g/rec2_b"].numpy()).max() > 1e-6
     with pytest.raises(ValueError, match="separate_code_a"):
         build(separate_code_a="sometimes")
+
+
+def test_mask_bias_init_sets_the_starting_mask():
+    x = two_domain_batch(seed=7)["image_a"]
+    default, opened = build(), build(mask_bias_init=3.0)
+    np.testing.assert_array_equal(default.decoder_b.get_layer("decoder_b_out").bias.numpy(), 0.0)
+    np.testing.assert_array_equal(opened.decoder_b.get_layer("decoder_b_out").bias.numpy(), [3.0, 0.0, 0.0, 0.0])
+    m0 = float(tf.reduce_mean(default.transfer(x, x)[1]))
+    m3 = float(tf.reduce_mean(opened.transfer(x, x)[1]))
+    assert m3 > m0 + 0.2 and m3 > 0.7  # sigmoid(3) = 0.95 before the kernel's spread

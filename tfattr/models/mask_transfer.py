@@ -87,6 +87,10 @@ class Config:
     # large masks. False stops L_Recon2's gradient into z_raw: it then only shrinks the mask where
     # z_raw differs from the input, which is the paper's stated mechanism. True = the paper's loss.
     recon2_trains_raw: bool = True
+    # Not in the paper: initial bias of D_B's mask logit (0 = the default init, m = 0.5). D_B's raw
+    # image learns only where the mask is open (Eq. 6), so a positive start lets it learn to draw
+    # the content before L_Recon2 shrinks the mask.
+    mask_bias_init: float = 0.0
     # Not in the paper: ramp λ4 and λ5 linearly from 0 over this many steps (0 = off).
     rec2_warmup_steps: int = 0
     # App. A: the decoders' hidden blocks use ReLU; the release uses LeakyReLU(0.2) ("lrelu").
@@ -168,6 +172,8 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     mask = layers.Activation("sigmoid", name="mask")(x[..., :1])
     raw = layers.Activation("tanh", name="raw")(x[..., 1:])
     decoder_b = keras.Model([c_in, s_in], {"mask": mask, "raw": raw}, name="decoder_b")
+    if config.mask_bias_init:
+        decoder_b.get_layer("decoder_b_out").bias.assign(np.array([config.mask_bias_init, 0, 0, 0], np.float32))
 
     c_in = keras.Input([h, h, common_w[-1]], name="common")
     x = layers.Flatten()(c_in)
