@@ -170,3 +170,16 @@ def test_odd_batch_rejected_by_strategy_check():
 
 class two_replicas:
     num_replicas_in_sync = 2
+
+
+def test_optimizer_group_leaves_out_only_declared_optional_networks():
+    plain, with_units = build(), build(lambda_unit_cls=1.0)
+    ids = lambda variables: {id(v) for v in variables}  # noqa: E731
+    assert ids(with_units.group_variables("g")) == ids(
+        [v for n in ("encoder", "decoder", "verifier", "unit_classifier")
+         for v in with_units.networks[n].trainable_variables])
+    assert ids(plain.group_variables("g")) == ids(
+        [v for n in ("encoder", "decoder", "verifier") for v in plain.networks[n].trainable_variables])
+    plain.OPTIMIZER_GROUPS = {**plain.OPTIMIZER_GROUPS, "g": ("encoder", "decodr")}
+    with pytest.raises(KeyError, match="'decodr'"):
+        plain.group_variables("g")

@@ -22,11 +22,13 @@ class AttributeTransferModel(keras.Model):
     Subclasses set:
       LOSS_NAMES: tracker names, e.g. ("d/adv", "g/rec").
       OPTIMIZER_GROUPS: optimizer name -> network names it trains, e.g. {"g": ("encoder",), "d": (...)}.
+      OPTIONAL_NETWORKS: names in OPTIMIZER_GROUPS that some configurations do not build.
     and implement `train_step(batch)`, `translate(images, target_attributes)` and `signatures()`.
     """
 
     LOSS_NAMES: tuple[str, ...] = ()
     OPTIMIZER_GROUPS: dict[str, tuple[str, ...]] = {}
+    OPTIONAL_NETWORKS: tuple[str, ...] = ()
     BATCH_MULTIPLE: int = 1  # the per-replica batch must be a multiple of this
     DEFAULT_SIGNATURE: str = "translate"
 
@@ -70,7 +72,11 @@ class AttributeTransferModel(keras.Model):
     def group_variables(self, group: str) -> list:
         out = []
         for name in self.OPTIMIZER_GROUPS[group]:
-            out.extend(self.networks[name].trainable_variables)
+            if name in self.networks:
+                out.extend(self.networks[name].trainable_variables)
+            elif name not in self.OPTIONAL_NETWORKS:
+                raise KeyError(f"{type(self).__name__}: optimizer group {group!r} names network {name!r}, "
+                               f"which was not built; built: {sorted(self.networks)}")
         return out
 
     def apply(self, group: str, tape: tf.GradientTape, loss: tf.Tensor) -> None:

@@ -124,10 +124,11 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     if config.lambda_unit_cls > 0:
         # One linear head per unit over that unit's channels only, giving its attribute's label columns.
         c = config.unit_channels
-        heads = [layers.Dense(e - s, name=f"unit_cls_{a.name}")(layers.Flatten()(u_in[..., j * c:(j + 1) * c]))
+        units = keras.Input([latent, latent, len(schema) * c], name="units")
+        heads = [layers.Dense(e - s, name=f"unit_cls_{a.name}")(layers.Flatten()(units[..., j * c:(j + 1) * c]))
                  for j, (a, (s, e)) in enumerate(zip(schema, schema.column_slices))]
         networks["unit_classifier"] = keras.Model(
-            u_in, layers.Concatenate()(heads) if len(heads) > 1 else heads[0], name="unit_classifier")
+            units, layers.Concatenate()(heads) if len(heads) > 1 else heads[0], name="unit_classifier")
     return networks
 
 
@@ -177,13 +178,12 @@ class Model(base.AttributeTransferModel):
 
     LOSS_NAMES = ("d/adv", "d/gp", "d/cls", "g/adv", "g/cls", "g/ver", "g/rec", "g/self_rec", "g/unit_cls",
                   "g/ver_acc")
-    OPTIMIZER_GROUPS = {"g": ("encoder", "decoder", "verifier"), "d": ("discriminator",)}
+    OPTIMIZER_GROUPS = {"g": ("encoder", "decoder", "verifier", "unit_classifier"), "d": ("discriminator",)}
+    OPTIONAL_NETWORKS = ("unit_classifier",)  # built only when lambda_unit_cls > 0
     BATCH_MULTIPLE = 2  # examples are paired (0,1), (2,3), ... within each replica
 
     def __init__(self, networks, config: Config, schema: Schema, image_size: int, **kwargs):
         super().__init__(networks, config, schema, image_size, **kwargs)
-        if "unit_classifier" in self.networks:  # built only when lambda_unit_cls > 0
-            self.OPTIMIZER_GROUPS = {**self.OPTIMIZER_GROUPS, "g": self.OPTIMIZER_GROUPS["g"] + ("unit_classifier",)}
         self.num_units = len(schema)
         self.unit_channels = config.unit_channels
         self.channels = embedding_channels(config, schema)
