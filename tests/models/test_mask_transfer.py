@@ -221,3 +221,24 @@ def test_mask_bias_init_sets_the_starting_mask():
     m0 = float(tf.reduce_mean(default.transfer(x, x)[1]))
     m3 = float(tf.reduce_mean(opened.transfer(x, x)[1]))
     assert m3 > m0 + 0.2 and m3 > 0.7  # sigmoid(3) = 0.95 before the kernel's spread
+
+
+def test_mask_sparsity_term_shrinks_only_the_mask():
+    """lambda_mask (not in the paper): the mean of m(a,b), m(b,b), m(a,a); its gradient closes the
+    mask and never touches the raw image."""
+    zeros = {k: 0.0 for k in ("lambda_dc", "lambda_rec1_a", "lambda_rec1_b", "lambda_cycle_common",
+                              "lambda_cycle_separate", "lambda_rec2_a", "lambda_rec2_b")}
+    m = build(lambda_mask=1.0, **zeros)
+    a, b = two_domain_batch(seed=8).values()
+    out = m.decoder_b.get_layer("decoder_b_out")
+    with tf.GradientTape() as tape:
+        terms, masks, _ = m._forward(a, b, training=True)
+        loss = tf.reduce_mean(m._generator_total(terms))
+    np.testing.assert_allclose(terms["g/mask"].numpy(),
+                               ((masks["mask/ab"] + masks["mask/bb"] + masks["mask/aa"]) / 3).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(loss.numpy(), tf.reduce_mean(terms["g/mask"]).numpy(), rtol=1e-6)
+    grad = tape.gradient(loss, out.bias).numpy()
+    assert grad[0] > 0  # descent lowers the mask logit
+    np.testing.assert_array_equal(grad[1:], 0.0)  # the raw image is not asked to change
+    assert float(tf.reduce_mean(build()._generator_total(terms) - build(lambda_mask=2.0)._generator_total(terms))) \
+        == pytest.approx(-2.0 * float(tf.reduce_mean(terms["g/mask"])), rel=1e-5)

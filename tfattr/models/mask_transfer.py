@@ -91,6 +91,16 @@ class Config:
     # image learns only where the mask is open (Eq. 6), so a positive start lets it learn to draw
     # the content before L_Recon2 shrinks the mask.
     mask_bias_init: float = 0.0
+    # Not in the paper: weight of an L1 sparsity term on the soft masks m(b, b), m(a, b) and m(a, a)
+    # (mean over pixels). Sec. 3 keeps masks small only through L_Recon2, i.e. only where z_raw
+    # is worse than the input; on the flat-shaded bench D_B (which sees E_c and E_s) re-renders the
+    # whole face about as well as D_A, so the masks stay open over the face (mask_transfer.md,
+    # session 8). With the prior the mask opens only where Eq. 6 gains more than it costs: where
+    # D_A(E_c(b)) lacks the content. 0 = the paper.
+    lambda_mask: float = 0.0
+    # Ramp lambda_mask linearly from 0 over this many steps (0 = full weight from the start). At
+    # full weight from step 0 the prior shut the masks before D_B had learnt to draw the content.
+    mask_warmup_steps: int = 0
     # Not in the paper: ramp λ4 and λ5 linearly from 0 over this many steps (0 = off).
     rec2_warmup_steps: int = 0
     # App. A: the decoders' hidden blocks use ReLU; the release uses LeakyReLU(0.2) ("lrelu").
@@ -195,7 +205,7 @@ class Model(base.AttributeTransferModel):
 
     DATA = "two_domains"
     LOSS_NAMES = ("g/dc", "g/rec1_a", "g/rec1_b", "g/cycle_common", "g/cycle_separate", "g/rec2_a", "g/rec2_b",
-                  "c/loss", "c/acc", "mask/ab", "mask/bb", "mask/aa")
+                  "g/mask", "c/loss", "c/acc", "mask/ab", "mask/bb", "mask/aa")
     OPTIMIZER_GROUPS = {"g": ("common_encoder", "separate_encoder", "decoder_a", "decoder_b"),
                         "c": ("domain_classifier",)}
     DEFAULT_SIGNATURE = "transfer"
@@ -296,20 +306,22 @@ class Model(base.AttributeTransferModel):
         }
         masks = {"mask/ab": reconstruction.l1(m_ab, 0.0), "mask/bb": reconstruction.l1(m_bb, 0.0),
                  "mask/aa": reconstruction.l1(m_aa, 0.0)}
+        terms["g/mask"] = (masks["mask/ab"] + masks["mask/bb"] + masks["mask/aa"]) / 3.0
         return terms, masks, common
 
-    def _rec2_ramp(self):
-        warmup = self.config.rec2_warmup_steps
+    def _ramp(self, warmup: int):
+        """Linear 0 -> 1 over the first `warmup` generator updates (1 when warmup <= 0)."""
         if warmup <= 0:
             return 1.0
         done = tf.cast(self.optimizers["g"].iterations, tf.float32)
         return tf.minimum(1.0, done / float(warmup))
 
-    def _generator_total(self, terms, rec2_ramp=1.0):
+    def _generator_total(self, terms, rec2_ramp=1.0, mask_ramp=1.0):
         c = self.config
         weights = {"g/dc": c.lambda_dc, "g/rec1_a": c.lambda_rec1_a, "g/rec1_b": c.lambda_rec1_b,
                    "g/cycle_common": c.lambda_cycle_common, "g/cycle_separate": c.lambda_cycle_separate,
-                   "g/rec2_a": c.lambda_rec2_a * rec2_ramp, "g/rec2_b": c.lambda_rec2_b * rec2_ramp}
+                   "g/rec2_a": c.lambda_rec2_a * rec2_ramp, "g/rec2_b": c.lambda_rec2_b * rec2_ramp,
+                   "g/mask": c.lambda_mask * mask_ramp}
         return tf.add_n([weights[k] * v for k, v in terms.items()])
 
     def train_step(self, batch):
@@ -317,7 +329,8 @@ class Model(base.AttributeTransferModel):
         n = tf.shape(a)[0]
         with tf.GradientTape() as g_tape:
             terms, masks, common = self._forward(a, b, training=True)
-            g_loss = self.reduce(self._generator_total(terms, self._rec2_ramp()))
+            g_loss = self.reduce(self._generator_total(terms, self._ramp(self.config.rec2_warmup_steps),
+                                                        self._ramp(self.config.mask_warmup_steps)))
         self.apply("g", g_tape, g_loss)
 
         # C is trained on the encodings of this step's forward pass (before the update above), as
