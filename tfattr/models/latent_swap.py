@@ -57,13 +57,6 @@ class Config:
     # 0.46 at 1,000 steps, mean swap accuracy 0.500 vs 0.453 at 2,000 steps (benchmarks/RESULTS.md).
     # Oldfield et al.'s Eq. 3 is the same idea. 0 = the paper.
     lambda_unit_cls: float = 0.0
-    # Not in the paper: weight of a term that trains D_cls toward the uninformative posterior (0.5 per
-    # binary attribute, 1/K per categorical class) on swapped images x~, as CatGAN's classifier is
-    # trained to be uncertain on generated samples. D_cls sees only real images in Eq. 2, and the
-    # generator satisfied it with cues the bench's oracle rejects (the 3,000-step run's G
-    # classification loss on x~ was down to 0.32 against D's 0.17-0.20 on real faces while swap
-    # accuracy stayed at 0.44). 0 = the paper.
-    lambda_cls_fake: float = 0.0
     lambda_rec: float = 10.0
     # Not in the paper: an L1 autoencoding term |x - Dec(Enc(x))|. Eq. 4 reconstructs only through
     # two encode-swap-decode passes, which on short CPU runs leaves the decoder blurry for
@@ -183,8 +176,8 @@ def pair_permutation(batch_size):
 class Model(base.AttributeTransferModel):
     """latent_swap trainer and inference operations (encode, decode, swap, blend)."""
 
-    LOSS_NAMES = ("d/adv", "d/gp", "d/cls", "d/cls_fake", "g/adv", "g/cls", "g/ver", "g/rec", "g/self_rec",
-                  "g/unit_cls", "g/ver_acc")
+    LOSS_NAMES = ("d/adv", "d/gp", "d/cls", "g/adv", "g/cls", "g/ver", "g/rec", "g/self_rec", "g/unit_cls",
+                  "g/ver_acc")
     OPTIMIZER_GROUPS = {"g": ("encoder", "decoder", "verifier", "unit_classifier"), "d": ("discriminator",)}
     OPTIONAL_NETWORKS = ("unit_classifier",)  # built only when lambda_unit_cls > 0
     BATCH_MULTIPLE = 2  # examples are paired (0,1), (2,3), ... within each replica
@@ -280,13 +273,6 @@ class Model(base.AttributeTransferModel):
         cols = swap @ tf.transpose(self._col_to_attr)  # [B, A]
         return y * (1.0 - cols) + y_partner * cols
 
-    def uninformative_targets(self, n):
-        """`[n, A]` targets of the uninformative posterior: 0.5 per binary column, 1/K per class."""
-        row = np.zeros([self.schema.num_columns], np.float32)
-        for (start, stop), is_binary in zip(self.schema.column_slices, self._binary):
-            row[start:stop] = 0.5 if is_binary else 1.0 / (stop - start)
-        return tf.tile(tf.constant(row)[None], [n, 1])
-
     def attribute_ce(self, logits, y):
         return classification.attribute_cross_entropy(logits, y, self.schema.column_slices, self._binary)
 
@@ -350,17 +336,13 @@ class Model(base.AttributeTransferModel):
                 d_gp = penalties.gradient_penalty(lambda t: self.discriminator(t, training=True)["adv"], x, fake)
             else:
                 d_gp = tf.zeros_like(d_adv)
-            if c.lambda_cls_fake > 0:
-                d_cls_fake = self.attribute_ce(d_fake["cls"], self.uninformative_targets(tf.shape(x)[0]))
-            else:
-                d_cls_fake = tf.zeros_like(d_adv)
             lambda_cls_d = c.lambda_cls if c.lambda_cls_d is None else c.lambda_cls_d
-            d_loss = self.reduce(d_adv + c.lambda_gp * d_gp + lambda_cls_d * d_cls + c.lambda_cls_fake * d_cls_fake)
+            d_loss = self.reduce(d_adv + c.lambda_gp * d_gp + lambda_cls_d * d_cls)
         self.apply("d", d_tape, d_loss)
 
-        for name, value in (("d/adv", d_adv), ("d/gp", d_gp), ("d/cls", d_cls), ("d/cls_fake", d_cls_fake),
-                            ("g/adv", g_adv), ("g/cls", g_cls), ("g/ver", g_ver), ("g/rec", g_rec),
-                            ("g/self_rec", g_self), ("g/unit_cls", g_unit), ("g/ver_acc", ver_acc)):
+        for name, value in (("d/adv", d_adv), ("d/gp", d_gp), ("d/cls", d_cls), ("g/adv", g_adv),
+                            ("g/cls", g_cls), ("g/ver", g_ver), ("g/rec", g_rec), ("g/self_rec", g_self),
+                            ("g/unit_cls", g_unit), ("g/ver_acc", ver_acc)):
             self.track(name, value)
         return self.logs()
 
