@@ -226,3 +226,29 @@ def test_bad_inputs_are_named():
     m = build()
     with pytest.raises(ValueError, match="unknown code 'Smiling'; valid: Expression, Illumination, Gaze, rest"):
         m.code_mask(["Smiling"])
+
+
+def test_fake_term_trains_the_classifier_toward_uniform_posteriors_on_synthesized_images():
+    """lambda_c_fake (not in the paper): C_m's update also pushes its posterior on x~ toward uniform."""
+    b = batch(4, seed=8)
+    b["shuffle_offset"] = tf.constant([[1] * M, [-1] * M, [1] * M, [-1] * M])
+    perms = adv_disentangle.offsets_to_permutations(b["shuffle_offset"])
+
+    def entropy_after_one_step(lambda_c_fake):
+        tf.keras.utils.set_random_seed(2)
+        m = build(lambda_c_fake=lambda_c_fake, lambda_gp=0.0)
+        m.compile({g: tf.keras.optimizers.SGD(0.01) for g in ("g", "d", "c")})
+        x_syn = m.synthesize(b["image"], perms, training=True)
+        before = m.classifier(x_syn)
+        expected = np.mean([adv_disentangle.uniform_target_loss(before[n]).numpy() for n in SCHEMA.names], 0)
+        logs = m.train_step(b)
+        after = m.classifier(x_syn)
+        entropy = np.mean([adv_disentangle.softmax_entropy(after[a.name]).numpy() / math.log(a.num_classes)
+                           for a in SCHEMA])
+        return float(logs["c/fake"]), float(expected.mean()), entropy
+
+    off_logged, _, off_entropy = entropy_after_one_step(0.0)
+    on_logged, on_expected, on_entropy = entropy_after_one_step(10.0)
+    assert off_logged == 0.0
+    np.testing.assert_allclose(on_logged, on_expected, rtol=1e-4)
+    assert on_entropy > off_entropy + 1e-3, (on_entropy, off_entropy)
