@@ -432,11 +432,12 @@ class Model(base.AttributeTransferModel):
         self.apply("d", d_tape, d_loss)
 
         with tf.GradientTape() as c_tape:
-            real_logits = self.classifier(x, training=True)
+            # One classifier pass over real and synthesized images (C has no batch statistics).
+            logits = self.classifier(tf.concat([x, fake], 0) if c.lambda_c_fake > 0 else x, training=True)
+            real_logits = {n: t[:b] for n, t in logits.items()}
             c_cls = self._class_ce(real_logits, classes)
             if c.lambda_c_fake > 0:
-                fake_logits = self.classifier(fake, training=True)
-                c_fake = tf.add_n([uniform_target_loss(fake_logits[n]) for n in self.schema.names]) / float(
+                c_fake = tf.add_n([uniform_target_loss(logits[n][b:]) for n in self.schema.names]) / float(
                     self.num_attributes)
             else:
                 c_fake = tf.zeros_like(c_cls)

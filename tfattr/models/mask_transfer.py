@@ -317,8 +317,9 @@ class Model(base.AttributeTransferModel):
         done = tf.cast(self.optimizers["g"].iterations, tf.float32)
         return tf.minimum(1.0, done / float(warmup))
 
-    def _generator_total(self, terms, rec2_ramp=1.0, mask_ramp=1.0):
+    def _generator_total(self, terms):
         c = self.config
+        rec2_ramp, mask_ramp = self._ramp(c.rec2_warmup_steps), self._ramp(c.mask_warmup_steps)
         weights = {"g/dc": c.lambda_dc, "g/rec1_a": c.lambda_rec1_a, "g/rec1_b": c.lambda_rec1_b,
                    "g/cycle_common": c.lambda_cycle_common, "g/cycle_separate": c.lambda_cycle_separate,
                    "g/rec2_a": c.lambda_rec2_a * rec2_ramp, "g/rec2_b": c.lambda_rec2_b * rec2_ramp,
@@ -330,8 +331,7 @@ class Model(base.AttributeTransferModel):
         n = tf.shape(a)[0]
         with tf.GradientTape() as g_tape:
             terms, masks, common = self._forward(a, b, training=True)
-            g_loss = self.reduce(self._generator_total(terms, self._ramp(self.config.rec2_warmup_steps),
-                                                        self._ramp(self.config.mask_warmup_steps)))
+            g_loss = self.reduce(self._generator_total(terms))
         self.apply("g", g_tape, g_loss)
 
         # C is trained on the encodings of this step's forward pass (before the update above), as
