@@ -252,3 +252,11 @@ def test_fake_term_trains_the_classifier_toward_uniform_posteriors_on_synthesize
     assert off_logged == 0.0
     np.testing.assert_allclose(on_logged, on_expected, rtol=1e-4)
     assert on_entropy > off_entropy + 1e-3, (on_entropy, off_entropy)
+
+
+def test_dec_up_width_sets_the_upsampling_channels_and_keeps_shapes():
+    default = build().networks["decoder"]
+    wide = build(dec_up_width=12).networks["decoder"]
+    assert [default.get_layer(f"dec_{i}").filters for i in (1, 2)] == [8, 4]  # Table I: 2w, w
+    assert [wide.get_layer(f"dec_{i}").filters for i in (1, 2)] == [12, 6]
+    assert wide.output_shape == default.output_shape == (None, SIZE, SIZE, 3)

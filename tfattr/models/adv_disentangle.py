@@ -49,6 +49,12 @@ class Config:
     # Table I's dec-1/dec-2 resize to 4x and convolve with stride 2 (net 2x). False: resize 2x and a
     # stride-1 conv, Odena et al.'s resize-convolution [16] at a quarter of the cost (CPU demos).
     dec_resize_stride2: bool = True
+    # Channels of the first upsampling layer (the second has half). 0 = Table I's dec-1 / dec-2, i.e.
+    # 2 * enc_width and enc_width (64 / 32 in the paper). With the CPU demo's enc_width of 8 that is
+    # 16 / 8 channels at 32 and 64 px, the thinnest part of the network, and the reconstruction's
+    # sharpness caps transfer: session 7's 800-step probe with 32 / 16 kept the expression in 52% of
+    # reconstructions instead of 42% (benchmarks/RESULTS.md).
+    dec_up_width: int = 0
     c_width: int = 64  # Table II block-1 filters; block-2 has the code's channel count (Sec. II-E)
     d_width: int = 64  # deeper PatchGAN of StarGAN [4]: 64, 128, ... doubling per stride-2 conv
     d_max_width: int = 2048
@@ -123,7 +129,8 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     t = z_in if dec_width == num_codes * c else blocks.conv_norm_act(z_in, dec_width, 1, norm=norm, name="dec_in")
     for i in range(config.num_res_blocks):
         t = blocks.residual_block(t, dec_width, norm=norm, name=f"dec_res{i + 1}")
-    for i, filters in enumerate((2 * w, w)):
+    up = config.dec_up_width or 2 * w
+    for i, filters in enumerate((up, max(1, up // 2))):
         if config.dec_resize_stride2:
             t = layers.UpSampling2D(4, interpolation="nearest")(t)
             t = blocks.conv_norm_act(t, filters, 3, strides=2, norm=norm, name=f"dec_{i + 1}")
