@@ -26,6 +26,8 @@ flag_util.define(flags.DEFINE_string, "run_dir", None, "Training run directory."
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: latest).")
 flags.DEFINE_string("model_options", None, "Inference-time model hparams for this evaluation, e.g. "
                     "use_enhancement=false (diat: T without the enhancement network).")
+flags.DEFINE_boolean("average_weights", True, "Evaluate the optimizers' moving averages of the weights when the "
+                     "run kept them (a model's ema_momentum hparam); false: the raw weights of the checkpoint.")
 flags.DEFINE_list("protocols", None, "Legacy protocols: bench_swap (default when --metrics is empty).")
 flags.DEFINE_list("metrics", [], "Registry metric names or presets (zhang2019, oldfield, mokady2020, li2016).")
 flags.DEFINE_boolean("list_metrics", False, "Print the metric names and presets, then exit.")
@@ -116,7 +118,8 @@ def main(argv):
             raise app.UsageError(features.missing_weights_message(path))
     from tfattr.training import loop
 
-    model, step, meta = loop.load_model_from_run(FLAGS.run_dir, FLAGS.checkpoint, overrides=FLAGS.model_options)
+    model, step, meta = loop.load_model_from_run(FLAGS.run_dir, FLAGS.checkpoint, overrides=FLAGS.model_options,
+                                                 average_weights=FLAGS.average_weights)
     out_dir = FLAGS.out_dir or FLAGS.run_dir
     if "bench_swap" in protocols_:
         run_bench_swap(model, meta, step, FLAGS.run_dir, out_dir, FLAGS.attributes, FLAGS.num_pairs, FLAGS.seed,

@@ -170,7 +170,8 @@ def test_two_replica_step_equals_single_device(two_cpu_strategy):
         tf.keras.utils.set_random_seed(1)
         with strategy.scope():
             m = build(lambda_gp=0.0)
-            m.compile({g: tf.keras.optimizers.SGD(0.01) for g in ("g", "d", "c")})
+            # The generator keeps a weight average (ema_momentum): its update runs in every replica.
+            m.compile({g: tf.keras.optimizers.SGD(0.01, use_ema=g == "g", ema_momentum=0.5) for g in ("g", "d", "c")})
         before = testing.weights_of(m)
         dist = iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(b)))
 
@@ -180,12 +181,19 @@ def test_two_replica_step_equals_single_device(two_cpu_strategy):
 
         step(next(dist))
         means = [v.numpy() for v in m.label_means]
-        return before, testing.weights_of(m), {k: float(v) for k, v in m.logs().items()}, means
+        out = before, testing.weights_of(m), {k: float(v) for k, v in m.logs().items()}, means
+        m.reset_trackers()
+        step(next(iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(b)))))
+        with strategy.scope():
+            m.average_weights()
+        return out + (testing.weights_of(m),)
 
-    before, single_w, single_logs, single_means = one_step(tf.distribute.get_strategy())
-    _, multi_w, multi_logs, multi_means = one_step(two_cpu_strategy)
+    before, single_w, single_logs, single_means, single_avg = one_step(tf.distribute.get_strategy())
+    _, multi_w, multi_logs, multi_means, multi_avg = one_step(two_cpu_strategy)
     assert testing.max_weight_change(before, single_w) > 1e-4
     assert testing.max_weight_change(single_w, multi_w) < 1e-6
+    assert testing.max_weight_change(single_w, single_avg) > 1e-5
+    assert testing.max_weight_change(single_avg, multi_avg) < 1e-6
     for k in ("g/rec", "g/cls", "g/cls_syn", "g/dis", "d/adv", "c/cls"):
         np.testing.assert_allclose(multi_logs[k], single_logs[k], rtol=1e-4, err_msg=k)
     for a, c in zip(single_means, multi_means):
@@ -260,3 +268,37 @@ def test_dec_up_width_sets_the_upsampling_channels_and_keeps_shapes():
     assert [default.get_layer(f"dec_{i}").filters for i in (1, 2)] == [8, 4]  # Table I: 2w, w
     assert [wide.get_layer(f"dec_{i}").filters for i in (1, 2)] == [12, 6]
     assert wide.output_shape == default.output_shape == (None, SIZE, SIZE, 3)
+
+
+def test_ema_momentum_averages_the_generator_and_a_restored_model_infers_with_the_average(tmp_path):
+    """ema_momentum (not in the paper): average = m * average + (1 - m) * weights after each G step,
+    starting from the first step's weights; it survives a checkpoint and only touches encoder/decoder."""
+    from tfattr.training import checkpointing
+
+    b = batch(4, seed=3)
+    m = build(ema_momentum=0.5)
+    m.compile()
+    steps = []
+    for _ in range(3):
+        m.train_step(b)
+        steps.append([v.numpy() for v in m.group_variables("g")])
+    expected = steps[0]
+    for w in steps[1:]:
+        expected = [0.5 * e + 0.5 * x for e, x in zip(expected, w)]
+    assert max(np.abs(e - x).max() for e, x in zip(expected, steps[-1])) > 1e-5  # the average is not the last step
+    ckpt = checkpointing.Checkpointer(str(tmp_path), m, tf.Variable(3, dtype=tf.int64))
+    ckpt.save(3)
+
+    restored = build(ema_momentum=0.5)
+    restored.compile()
+    checkpointing.Checkpointer(str(tmp_path), restored, tf.Variable(0, dtype=tf.int64)).restore()
+    critic = testing.weights_of(restored.networks["discriminator"])
+    assert restored.average_weights() == ["g"]
+    for e, v in zip(expected, restored.group_variables("g")):
+        np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-6)
+    assert testing.max_weight_change(critic, testing.weights_of(restored.networks["discriminator"])) == 0
+    plain = build()
+    plain.compile()
+    assert plain.average_weights() == []  # the paper's setting keeps no average
+    with pytest.raises(ValueError, match="ema_momentum"):
+        build(ema_momentum=1.0)

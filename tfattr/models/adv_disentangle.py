@@ -92,6 +92,16 @@ class Config:
     # from the demo run's 12,500-step plateau, expression swap accuracy rose from 0.78 to 0.86-0.89
     # and gaze from 0.64 to 0.77-0.82 (benchmarks/RESULTS.md, session 9). 0 = the paper.
     lambda_c_fake: float = 0.0
+    # Not in the paper: > 0 keeps an exponential moving average of the encoders' and decoder's
+    # weights with this momentum (Keras' optimizer EMA, updated after every generator step), which
+    # evaluation and export use (`load_model_from_run(average_weights=True)`); training itself is
+    # unchanged. Averaging the generator over the last ~1/(1 - momentum) steps is the usual cure for
+    # an adversarial game that oscillates (Karras et al. 2018, Yazici et al. 2019): on the bench,
+    # expression swap accuracy moved by +-2-3 points between checkpoints 500 steps apart (session 9).
+    # Set it from step 0: resuming a run that had no average starts the average from zeros. The
+    # label-mean codes are running means of the raw encoders' codes; `compute_label_means`
+    # recomputes them with the averaged encoders.
+    ema_momentum: float = 0.0
 
 
 def code_shape(config: Config, image_size: int) -> tuple[int, int, int]:
@@ -109,6 +119,8 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
         raise ValueError(f"adv_disentangle: attribute name {REST!r} is reserved for the rest code z_0")
     if config.norm not in ("instance", "batch", "none"):
         raise ValueError(f"adv_disentangle: norm must be instance, batch or none, got {config.norm!r}")
+    if not 0.0 <= config.ema_momentum < 1.0:
+        raise ValueError(f"adv_disentangle: ema_momentum must be in [0, 1) (0 = no average), got {config.ema_momentum}")
     norm = config.norm
     w = config.enc_width
     h, _, c = code_shape(config, image_size)
@@ -225,7 +237,8 @@ class Model(base.AttributeTransferModel):
 
     def default_optimizers(self):
         c = self.config
-        return {g: keras.optimizers.Adam(lr, beta_1=c.beta_1, beta_2=c.beta_2)
+        ema = {"use_ema": True, "ema_momentum": c.ema_momentum} if c.ema_momentum > 0 else {}
+        return {g: keras.optimizers.Adam(lr, beta_1=c.beta_1, beta_2=c.beta_2, **(ema if g == "g" else {}))
                 for g, lr in (("g", c.lr_g), ("d", c.lr_d), ("c", c.lr_c))}
 
     # ---- codes --------------------------------------------------------------------------------

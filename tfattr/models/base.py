@@ -79,6 +79,21 @@ class AttributeTransferModel(keras.Model):
                                f"which was not built; built: {sorted(self.networks)}")
         return out
 
+    def average_weights(self) -> list[str]:
+        """Overwrites each group's trainable variables with its optimizer's moving average.
+
+        Only groups whose optimizer was built with `use_ema=True` (a model's `ema_momentum` hparam)
+        change; call it on a model loaded for inference, not on one that will keep training (the raw
+        weights stay in the checkpoint). Returns the groups that were averaged.
+        """
+        averaged = []
+        for group, optimizer in self.optimizers.items():
+            inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer wraps it
+            if inner.use_ema:
+                inner.finalize_variable_values(self.group_variables(group))
+                averaged.append(group)
+        return averaged
+
     def apply(self, group: str, tape: tf.GradientTape, loss: tf.Tensor) -> None:
         variables = self.group_variables(group)
         optimizer = self.optimizers[group]

@@ -108,8 +108,13 @@ def model_config_from_meta(meta: dict, overrides: str | None = None, flag: str =
     return config_lib.override(model_config, config_lib.parse_hparams(overrides), flag)
 
 
-def load_model_from_run(run_dir: str, checkpoint: str | None = None, strategy=None, overrides: str | None = None):
+def load_model_from_run(run_dir: str, checkpoint: str | None = None, strategy=None, overrides: str | None = None,
+                        average_weights: bool = True):
     """Rebuilds the model a run trained and restores its latest (or the given) checkpoint.
+
+    With `average_weights` the networks of every optimizer that kept a moving average of its
+    variables (a model's `ema_momentum` hparam) get those averages: the weights to infer with.
+    False loads the raw weights the last step produced.
 
     `overrides` ("name=value,...") replaces model hparams for this load only, for inference-time
     settings such as diat's `use_enhancement=false`; a field that changes the variables makes the
@@ -127,8 +132,10 @@ def load_model_from_run(run_dir: str, checkpoint: str | None = None, strategy=No
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         ckpt = checkpointing.Checkpointer(os.path.join(run_dir, "checkpoints"), model, step)
         restored = ckpt.restore(checkpoint)
-    if restored is None:
-        raise FileNotFoundError(f"{run_dir}/checkpoints has no checkpoint to load")
+        if restored is None:
+            raise FileNotFoundError(f"{run_dir}/checkpoints has no checkpoint to load")
+        if average_weights:
+            model.average_weights()
     return model, int(step.numpy()), meta
 
 
@@ -254,10 +261,12 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
 
         path = os.path.join(run_dir, "export", config.model, str(config.export_version))
         if not os.path.exists(path):
+            # Training is over (the last checkpoint keeps the raw weights): serve the moving averages.
+            averaged = model.average_weights()
             result["export"] = saved_model.export(
                 model, os.path.join(run_dir, "export"), config.model, config.export_version,
                 metadata={"train": config_lib.to_dict(config), "model_config": config_lib.to_dict(model_config),
-                          "step": result["step"]},
+                          "step": result["step"], "averaged_weights": averaged},
                 warmup_inputs=saved_model.example_inputs(model, batch_size=1))
         else:
             result["export"] = path
