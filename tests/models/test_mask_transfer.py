@@ -242,3 +242,24 @@ def test_mask_sparsity_term_shrinks_only_the_mask():
     np.testing.assert_array_equal(grad[1:], 0.0)  # the raw image is not asked to change
     assert float(tf.reduce_mean(build()._generator_total(terms) - build(lambda_mask=2.0)._generator_total(terms))) \
         == pytest.approx(-2.0 * float(tf.reduce_mean(terms["g/mask"])), rel=1e-5)
+
+
+def test_domain_classifier_steps_updates_c_several_times_on_the_step_s_codes():
+    """domain_classifier_steps (not in the paper): k C updates per G update, on this step's E_c codes."""
+    batch = two_domain_batch(seed=9)
+    x = tf.concat([batch["image_a"], batch["image_b"]], 0)
+    n = batch["image_a"].shape[0]
+
+    def c_loss_after_one_step(steps):
+        tf.keras.utils.set_random_seed(4)
+        m = build(domain_classifier_steps=steps)
+        m.compile()
+        common = m.common_encoder(x, training=True)  # what the step's forward pass computes
+        m.train_step(batch)
+        assert int(m.optimizers["c"].iterations) == steps and int(m.optimizers["g"].iterations) == 1
+        logits = m.domain_classifier(common, training=True)
+        return float(tf.reduce_mean(mask_losses.domain_classifier_loss(logits[:n], logits[n:])))
+
+    assert c_loss_after_one_step(4) < c_loss_after_one_step(1) - 1e-3
+    with pytest.raises(ValueError, match="domain_classifier_steps"):
+        build(domain_classifier_steps=0)

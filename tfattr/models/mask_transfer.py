@@ -106,6 +106,13 @@ class Config:
     rec2_warmup_steps: int = 0
     # App. A: the decoders' hidden blocks use ReLU; the release uses LeakyReLU(0.2) ("lrelu").
     decoder_activation: str = "relu"
+    # Not in the paper (one C update per step in Sec. 3 and the release): C updates per training
+    # step, each on this step's common codes. With one, C stayed at 51-55% accuracy on E_c codes of
+    # bench beards while D_A(E_c(b)) still drew a beard in 11-58% of faces (mask_transfer.md,
+    # sessions 8-9): E_c was fooling a C that lagged, not hiding the content. Several critic updates
+    # per generator update is the WGAN remedy (Arjovsky et al. 2017: 5); C is a small MLP on the
+    # 2x2 code, so an update costs little next to the encoders and decoders. 1 = the paper.
+    domain_classifier_steps: int = 1
     lr: float = 2e-4  # App. A: Adam, learning rate 0.0002, beta1 0.5, beta2 0.999
     lr_c: float = 2e-4
     beta_1: float = 0.5
@@ -146,6 +153,8 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     if config.decoder_activation not in ("relu", "lrelu"):
         raise ValueError(f"mask_transfer: decoder_activation must be 'relu' or 'lrelu', got "
                          f"{config.decoder_activation!r}")
+    if config.domain_classifier_steps < 1:
+        raise ValueError(f"mask_transfer: domain_classifier_steps must be >= 1, got {config.domain_classifier_steps}")
     h = latent_size(config, image_size)
     if config.sep % (h * h) or config.sep < h * h:
         raise ValueError(f"mask_transfer: sep={config.sep} must be a positive multiple of the code area "
@@ -337,11 +346,13 @@ class Model(base.AttributeTransferModel):
         # C is trained on the encodings of this step's forward pass (before the update above), as
         # usual for GANs; the released code re-encodes after the update, one more E_c pass.
         common = tf.stop_gradient(common)
-        with tf.GradientTape() as c_tape:
-            logits = self.domain_classifier(common, training=True)
-            c_loss = mask_losses.domain_classifier_loss(logits[:n], logits[n:])
-            c_total = self.reduce(c_loss)
-        self.apply("c", c_tape, c_total)
+        for _ in range(self.config.domain_classifier_steps):  # unrolled: a small static count
+            with tf.GradientTape() as c_tape:
+                logits = self.domain_classifier(common, training=True)
+                c_loss = mask_losses.domain_classifier_loss(logits[:n], logits[n:])
+                c_total = self.reduce(c_loss)
+            self.apply("c", c_tape, c_total)
+        # c/loss and c/acc: before the last update, as with one update.
         c_acc = 0.5 * (tf.cast(logits[:n, 0] < 0, tf.float32) + tf.cast(logits[n:, 0] > 0, tf.float32))
 
         for name, value in {**terms, **masks, "c/loss": c_loss, "c/acc": c_acc}.items():
