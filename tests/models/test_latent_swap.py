@@ -183,36 +183,3 @@ def test_optimizer_group_leaves_out_only_declared_optional_networks():
     plain.OPTIMIZER_GROUPS = {**plain.OPTIMIZER_GROUPS, "g": ("encoder", "decodr")}
     with pytest.raises(KeyError, match="'decodr'"):
         plain.group_variables("g")
-
-
-def test_separate_classifier_scores_swaps_for_the_generator_and_learns_to_doubt_them():
-    """classifier_width (not in the paper): Eq. 2 classifies x~ with a separate C trained on real
-    faces; lambda_c_fake also trains C toward the uninformative posterior on x~."""
-    assert "classifier" not in build().networks
-    with pytest.raises(ValueError, match="classifier_width"):
-        build(lambda_c_fake=1.0)
-    batch = testing.random_batch(4, SIZE, seed=7)
-    batch["swap"] = tf.constant([[1.0, 0.0, 1.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
-    y = tf.cast(batch["attributes"], tf.float32)
-    perm = latent_swap.pair_permutation(4)
-
-    def one_step(lambda_c_fake):
-        tf.keras.utils.set_random_seed(3)
-        m = build(classifier_width=4, lambda_c_fake=lambda_c_fake, lambda_gp=0.0)
-        m.compile({"g": tf.keras.optimizers.SGD(0.01), "d": tf.keras.optimizers.SGD(0.1)})
-        assert {id(v) for v in m.classifier.trainable_variables} <= {id(v) for v in m.group_variables("d")}
-        e = m.encode(batch["image"], training=True)
-        x_tilde = m.decode(m.mix(e, tf.gather(e, perm), batch["swap"]), training=True)
-        y_tilde = m.swapped_labels(y, tf.gather(y, perm), batch["swap"])
-        expected_g_cls = float(tf.reduce_mean(m.attribute_ce(m.classifier(x_tilde), y_tilde)))
-        doubt = lambda: float(tf.reduce_mean(m.attribute_ce(m.classifier(x_tilde), m.uninformative_targets(4))))  # noqa: E731
-        before = doubt()
-        logs = m.train_step(batch)
-        return logs, expected_g_cls, before - doubt()
-
-    off_logs, off_expected, off_gain = one_step(0.0)
-    on_logs, _, on_gain = one_step(10.0)
-    np.testing.assert_allclose(float(off_logs["g/cls"]), off_expected, rtol=1e-4)  # G is scored by C
-    assert float(off_logs["c/cls"]) > 0 and float(off_logs["c/fake"]) == 0.0
-    assert float(on_logs["c/fake"]) > 0
-    assert on_gain > off_gain + 1e-4, (on_gain, off_gain)

@@ -57,18 +57,6 @@ class Config:
     # 0.46 at 1,000 steps, mean swap accuracy 0.500 vs 0.453 at 2,000 steps (benchmarks/RESULTS.md).
     # Oldfield et al.'s Eq. 3 is the same idea. 0 = the paper.
     lambda_unit_cls: float = 0.0
-    # Not in the paper: > 0 builds a separate attribute classifier C of this width (the
-    # discriminator's stride-2 conv stack with its own weights and only a classification head),
-    # trained on real faces in the critic's step, and Eq. 2's classification of swapped images x~
-    # uses C instead of the discriminator's head (which still trains on real faces as the paper's
-    # Eq. 3 says). Training D_cls to be unsure of x~ collapsed transfer (0.500 -> 0.225, session 9)
-    # because D_cls shares the real/fake features; Oldfield et al.'s classifiers are separate
-    # networks, and there the same term raised expression transfer from 0.78 to 0.87. 0 = the paper.
-    classifier_width: int = 0
-    # With a separate C: weight of a term training C toward the uninformative posterior (0.5 per
-    # binary attribute, 1/K per class) on x~, so that G earns Eq. 2's label only from swaps C cannot
-    # tell from real faces (CatGAN; adv_disentangle's lambda_c_fake).
-    lambda_c_fake: float = 0.0
     lambda_rec: float = 10.0
     # Not in the paper: an L1 autoencoding term |x - Dec(Enc(x))|. Eq. 4 reconstructs only through
     # two encode-swap-decode passes, which on short CPU runs leaves the decoder blurry for
@@ -130,24 +118,9 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     cls = layers.Flatten()(cls)
     discriminator = keras.Model(x_d, {"adv": adv, "cls": cls}, name="discriminator")
 
-    if config.classifier_width < 0 or config.lambda_c_fake < 0:
-        raise ValueError(f"latent_swap: classifier_width ({config.classifier_width}) and lambda_c_fake "
-                         f"({config.lambda_c_fake}) must be >= 0")
-    if config.lambda_c_fake > 0 and not config.classifier_width:
-        raise ValueError("latent_swap: lambda_c_fake trains the separate classifier; set classifier_width > 0")
-
     u_in = keras.Input([latent, latent, len(schema) * config.unit_channels], name="unit_difference")
     verifier = keras.Model(u_in, UnitwiseDense(len(schema), name="verify")(u_in), name="verifier")
     networks = {"encoder": encoder, "decoder": decoder, "discriminator": discriminator, "verifier": verifier}
-    if config.classifier_width:
-        x_c = keras.Input([image_size, image_size, 3], name="image")
-        h, width = x_c, config.classifier_width
-        for i in range(d_layers):
-            h = blocks.conv_norm_act(h, min(width, config.d_max_width), 4, strides=2, norm="none",
-                                     activation="lrelu01", name=f"c_conv{i}")
-            width *= 2
-        logits = layers.Flatten()(blocks.conv(schema.num_columns, final, padding="valid", name="c_cls")(h))
-        networks["classifier"] = keras.Model(x_c, logits, name="classifier")
     if config.lambda_unit_cls > 0:
         # One linear head per unit over that unit's channels only, giving its attribute's label columns.
         c = config.unit_channels
@@ -203,14 +176,10 @@ def pair_permutation(batch_size):
 class Model(base.AttributeTransferModel):
     """latent_swap trainer and inference operations (encode, decode, swap, blend)."""
 
-    LOSS_NAMES = ("d/adv", "d/gp", "d/cls", "c/cls", "c/fake", "g/adv", "g/cls", "g/ver", "g/rec", "g/self_rec",
-                  "g/unit_cls", "g/ver_acc")
-    # The separate classifier trains in the critic's step with the critic's optimizer: its variables
-    # are disjoint from D's, so one Adam over both equals two with the same settings.
-    OPTIMIZER_GROUPS = {"g": ("encoder", "decoder", "verifier", "unit_classifier"),
-                        "d": ("discriminator", "classifier")}
-    # unit_classifier: built only when lambda_unit_cls > 0; classifier: when classifier_width > 0
-    OPTIONAL_NETWORKS = ("unit_classifier", "classifier")
+    LOSS_NAMES = ("d/adv", "d/gp", "d/cls", "g/adv", "g/cls", "g/ver", "g/rec", "g/self_rec", "g/unit_cls",
+                  "g/ver_acc")
+    OPTIMIZER_GROUPS = {"g": ("encoder", "decoder", "verifier", "unit_classifier"), "d": ("discriminator",)}
+    OPTIONAL_NETWORKS = ("unit_classifier",)  # built only when lambda_unit_cls > 0
     BATCH_MULTIPLE = 2  # examples are paired (0,1), (2,3), ... within each replica
 
     def __init__(self, networks, config: Config, schema: Schema, image_size: int, **kwargs):
@@ -304,13 +273,6 @@ class Model(base.AttributeTransferModel):
         cols = swap @ tf.transpose(self._col_to_attr)  # [B, A]
         return y * (1.0 - cols) + y_partner * cols
 
-    def uninformative_targets(self, n):
-        """`[n, columns]` targets of the uninformative posterior: 0.5 per binary column, 1/K per class."""
-        row = np.zeros([self.schema.num_columns], np.float32)
-        for (start, stop), is_binary in zip(self.schema.column_slices, self._binary):
-            row[start:stop] = 0.5 if is_binary else 1.0 / (stop - start)
-        return tf.tile(tf.constant(row)[None], [n, 1])
-
     def attribute_ce(self, logits, y):
         return classification.attribute_cross_entropy(logits, y, self.schema.column_slices, self._binary)
 
@@ -346,8 +308,7 @@ class Model(base.AttributeTransferModel):
             x_back = self.decode(e_back, training=True)
             d_fake = self.discriminator(x_tilde, training=True)
             g_adv = adversarial.hinge_generator_loss(d_fake["adv"])
-            cls_fake = self.classifier(x_tilde, training=True) if c.classifier_width else d_fake["cls"]
-            g_cls = self.attribute_ce(cls_fake, y_tilde)
+            g_cls = self.attribute_ce(d_fake["cls"], y_tilde)
             g_ver, ver_acc = self.verification_loss(e, e_back, perm)
             g_rec = reconstruction.l1(x, x_back)
             g_total = g_adv + c.lambda_cls * g_cls + c.lambda_ver * g_ver + c.lambda_rec * g_rec
@@ -376,22 +337,12 @@ class Model(base.AttributeTransferModel):
             else:
                 d_gp = tf.zeros_like(d_adv)
             lambda_cls_d = c.lambda_cls if c.lambda_cls_d is None else c.lambda_cls_d
-            d_total = d_adv + c.lambda_gp * d_gp + lambda_cls_d * d_cls
-            c_cls, c_fake = tf.zeros_like(d_adv), tf.zeros_like(d_adv)
-            if c.classifier_width:
-                n = tf.shape(x)[0]
-                # One pass over real and swapped faces: C has no batch statistics.
-                logits = self.classifier(tf.concat([x, fake], 0), training=True)
-                c_cls = self.attribute_ce(logits[:n], y)
-                if c.lambda_c_fake > 0:
-                    c_fake = self.attribute_ce(logits[n:], self.uninformative_targets(n))
-                d_total += c_cls + c.lambda_c_fake * c_fake
-            d_loss = self.reduce(d_total)
+            d_loss = self.reduce(d_adv + c.lambda_gp * d_gp + lambda_cls_d * d_cls)
         self.apply("d", d_tape, d_loss)
 
-        for name, value in (("d/adv", d_adv), ("d/gp", d_gp), ("d/cls", d_cls), ("c/cls", c_cls), ("c/fake", c_fake),
-                            ("g/adv", g_adv), ("g/cls", g_cls), ("g/ver", g_ver), ("g/rec", g_rec),
-                            ("g/self_rec", g_self), ("g/unit_cls", g_unit), ("g/ver_acc", ver_acc)):
+        for name, value in (("d/adv", d_adv), ("d/gp", d_gp), ("d/cls", d_cls), ("g/adv", g_adv),
+                            ("g/cls", g_cls), ("g/ver", g_ver), ("g/rec", g_rec), ("g/self_rec", g_self),
+                            ("g/unit_cls", g_unit), ("g/ver_acc", ver_acc)):
             self.track(name, value)
         return self.logs()
 
