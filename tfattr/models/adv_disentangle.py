@@ -98,6 +98,10 @@ class Config:
     # unchanged. Averaging the generator over the last ~1/(1 - momentum) steps is the usual cure for
     # an adversarial game that oscillates (Karras et al. 2018, Yazici et al. 2019): on the bench,
     # expression swap accuracy moved by +-2-3 points between checkpoints 500 steps apart (session 9).
+    # Measured (RESULTS.md, session 10): the average covers trainable weights only, so the batch-norm
+    # statistics in the checkpoint belong to the raw weights. Evaluated as saved, the average was
+    # 2-12 points worse than the raw weights at 2,000-4,000 steps. With the statistics re-estimated
+    # (benchmarks/averaged_weights_eval.py) it was equal at 4,000 and +1 point at 6,000.
     # Set it from step 0: resuming a run that had no average starts the average from zeros. The
     # label-mean codes are running means of the raw encoders' codes; `compute_label_means`
     # recomputes them with the averaged encoders.
