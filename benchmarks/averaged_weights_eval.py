@@ -56,8 +56,7 @@ def main():
         x = images[np.sort(rng.choice(len(images), args.batch_size, replace=False))].astype(np.float32) / 127.5 - 1
         model.reconstruct(tf.constant(x), training=True)
     os.makedirs(args.out_dir, exist_ok=True)
-    ctx = evaluate.make_context(model, meta, step, 0, None, os.path.join(os.path.expanduser("~"), ".cache", "tfattr",
-                                                                         "real_features"))
+    ctx = evaluate.make_context(model, meta, step, 0, None, evaluate.DEFAULT_FEATURE_CACHE)
     records, skipped = evaluate.evaluate_metrics(ctx, METRICS, args.out_dir, progress=False)
     table = registry.markdown_table(records, skipped)
     with open(os.path.join(args.out_dir, "metrics.md"), "w") as f:

@@ -22,6 +22,8 @@ from absl import app, flags
 from tfattr.utils import flag_util
 
 FLAGS = flags.FLAGS
+DEFAULT_FEATURE_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "tfattr", "real_features")
+
 flag_util.define(flags.DEFINE_string, "run_dir", None, "Training run directory.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: latest).")
 flags.DEFINE_string("model_options", None, "Inference-time model hparams for this evaluation, e.g. "
@@ -38,7 +40,7 @@ flag_util.define(flags.DEFINE_integer, "seed", 0, "Bench seed of the evaluation 
 flags.DEFINE_boolean("figures", True, "bench_swap: write swap grids and blend strips.")
 flags.DEFINE_string("inception_weights", None, "InceptionV3 no-top weights (.h5/.weights.h5) for FID/KID "
                     "(default: $TFATTR_INCEPTION_WEIGHTS or ~/.keras/models/<Keras file name>).")
-flags.DEFINE_string("cache_dir", os.path.join(os.path.expanduser("~"), ".cache", "tfattr", "real_features"),
+flags.DEFINE_string("cache_dir", DEFAULT_FEATURE_CACHE,
                     "Cache of real-image features (keyed by dataset spec and extractor).")
 flag_util.define(flags.DEFINE_boolean, "progress", True, "Show a progress bar.")
 
