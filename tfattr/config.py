@@ -106,6 +106,9 @@ class TrainConfig:
     keep_checkpoints: int = 3
     export_after: bool = True
     export_version: int = 1
+    # Averaged weights (a model's ema_momentum) get batch-norm statistics from this many training
+    # batches before the end-of-training export (AttributeTransferModel.standing_batch_norm).
+    batch_norm_batches: int = 200
     strategy: str = "auto"  # auto | default | mirrored | multi_worker
     steps_per_execution: int = 1
     jit_compile: bool = False

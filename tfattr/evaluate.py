@@ -30,6 +30,8 @@ flags.DEFINE_string("model_options", None, "Inference-time model hparams for thi
                     "use_enhancement=false (diat: T without the enhancement network).")
 flags.DEFINE_boolean("average_weights", True, "Evaluate the optimizers' moving averages of the weights when the "
                      "run kept them (a model's ema_momentum hparam); false: the raw weights of the checkpoint.")
+flags.DEFINE_integer("batch_norm_batches", 200, "Training batches that set the batch-norm statistics of averaged "
+                     "weights (0: keep the raw weights' statistics).", lower_bound=0)
 flags.DEFINE_list("protocols", None, "Legacy protocols: bench_swap (default when --metrics is empty).")
 flags.DEFINE_list("metrics", [], "Registry metric names or presets (zhang2019, oldfield, mokady2020, li2016).")
 flags.DEFINE_boolean("list_metrics", False, "Print the metric names and presets, then exit.")
@@ -121,7 +123,11 @@ def main(argv):
     from tfattr.training import loop
 
     model, step, meta = loop.load_model_from_run(FLAGS.run_dir, FLAGS.checkpoint, overrides=FLAGS.model_options,
-                                                 average_weights=FLAGS.average_weights)
+                                                 average_weights=FLAGS.average_weights,
+                                                 batch_norm_batches=FLAGS.batch_norm_batches)
+    if meta["inference_weights"]["averaged"]:
+        print(f"averaged weights of {', '.join(meta['inference_weights']['averaged'])}; batch-norm statistics "
+              f"from {meta['inference_weights']['batch_norm_batches']} training batches")
     out_dir = FLAGS.out_dir or FLAGS.run_dir
     if "bench_swap" in protocols_:
         run_bench_swap(model, meta, step, FLAGS.run_dir, out_dir, FLAGS.attributes, FLAGS.num_pairs, FLAGS.seed,
@@ -133,7 +139,7 @@ def main(argv):
         records, skipped = evaluate_metrics(ctx, FLAGS.metrics, out_dir, progress=FLAGS.progress)
         table = registry.markdown_table(records, skipped)
         with open(os.path.join(out_dir, "metrics.md"), "w") as f:
-            f.write(f"{meta['train']['model']} step {step}, {FLAGS.run_dir}\n\n{table}\n")
+            f.write(f"{meta['train']['model']} step {step}, {FLAGS.run_dir}, weights {meta['inference_weights']}\n\n{table}\n")
         print(table)
 
 

@@ -43,6 +43,9 @@ flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Steps between che
 flags.DEFINE_integer("keep_checkpoints", _D.keep_checkpoints, "Checkpoints kept.", lower_bound=1)
 flags.DEFINE_boolean("export_after", _D.export_after, "Export a SavedModel when training ends.")
 flags.DEFINE_integer("export_version", _D.export_version, "Version directory of that export.", lower_bound=1)
+flags.DEFINE_integer("batch_norm_batches", _D.batch_norm_batches,
+                     "Training batches that set the batch-norm statistics of averaged weights (ema_momentum) "
+                     "before the export (0: keep the raw weights' statistics).", lower_bound=0)
 flag_util.define(flags.DEFINE_boolean, "progress", _D.progress, "Show a progress bar with ETA.")
 flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
 
@@ -55,6 +58,6 @@ def train_config(FLAGS) -> config_lib.TrainConfig:
         output_dir=FLAGS.output_dir, run_dir=FLAGS.run_dir, resume=FLAGS.resume, log_every=FLAGS.log_every,
         sample_every=FLAGS.sample_every, checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints, export_after=FLAGS.export_after,
-        export_version=FLAGS.export_version, strategy=FLAGS.strategy,
+        export_version=FLAGS.export_version, batch_norm_batches=FLAGS.batch_norm_batches, strategy=FLAGS.strategy,
         steps_per_execution=FLAGS.steps_per_execution, jit_compile=FLAGS.jit_compile,
         mixed_precision=FLAGS.mixed_precision, progress=FLAGS.progress)

@@ -100,3 +100,30 @@ def test_unknown_hparam_fails_before_training(tmp_path):
 def test_odd_per_replica_batch_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="--batch_size=3"):
         loop.run(smoke_config(tmp_path, batch_size=3))
+
+
+def test_averaged_weights_get_batch_norm_statistics_of_their_own(tmp_path):
+    """ema_momentum: loading (and the end-of-training export) averages the generator's weights and
+    re-estimates its batch norms on training batches; the raw load keeps the checkpoint's."""
+    from tfattr.export import saved_model
+
+    hparams = ("enc_width=4,dec_width=8,num_res_blocks=1,dec_resize_stride2=false,c_width=4,d_width=4,norm=batch,"
+               "ema_momentum=0.5")
+    result = loop.run(smoke_config(tmp_path, model="adv_disentangle", attributes=("Expression", "Illumination", "Gaze"),
+                                   hparams=hparams, sample_every=0, batch_norm_batches=3))
+    run_dir = result["run_dir"]
+    meta = saved_model.read_metadata(result["export"])
+    assert meta["averaged_weights"] == ["g"] and meta["batch_norm_batches"] == 3
+
+    def stats(m):
+        return [v.numpy() for layer in m.batch_norm_layers(m.group_networks(["g"]))
+                for v in (layer.moving_mean, layer.moving_variance)]
+
+    raw, _, raw_meta = loop.load_model_from_run(run_dir, average_weights=False)
+    own, _, own_meta = loop.load_model_from_run(run_dir, batch_norm_batches=3)
+    assert raw_meta["inference_weights"] == {"averaged": [], "batch_norm_batches": 0}
+    assert own_meta["inference_weights"] == {"averaged": ["g"], "batch_norm_batches": 3}
+    assert len(stats(raw)) > 0
+    assert max(np.abs(a - b).max() for a, b in zip(stats(raw), stats(own))) > 1e-4
+    assert testing.max_weight_change([v.numpy() for v in raw.group_variables("g")],
+                                     [v.numpy() for v in own.group_variables("g")]) > 0

@@ -29,7 +29,9 @@ def main(argv):
     name = FLAGS.name or meta["train"]["model"]
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.run_dir, "export")
     path = saved_model.export(model, export_dir, name, FLAGS.version, overwrite=FLAGS.overwrite,
-                              metadata={"train": meta["train"], "model_config": meta["model"], "step": step},
+                              metadata={"train": meta["train"], "model_config": meta["model"], "step": step,
+                                        "averaged_weights": meta["inference_weights"]["averaged"],
+                                        "batch_norm_batches": meta["inference_weights"]["batch_norm_batches"]},
                               warmup_inputs=saved_model.example_inputs(model, batch_size=1))
     if FLAGS.verify:
         errors = saved_model.verify(path, model)

@@ -101,7 +101,8 @@ class Config:
     # Measured (RESULTS.md, session 10): the average covers trainable weights only, so the batch-norm
     # statistics in the checkpoint belong to the raw weights. Evaluated as saved, the average was
     # 2-12 points worse than the raw weights at 2,000-4,000 steps. With the statistics re-estimated
-    # (benchmarks/averaged_weights_eval.py) it was equal at 4,000 and +1 point at 6,000.
+    # it was equal at 4,000 and +1 point at 6,000; loading and export now re-estimate them
+    # (AttributeTransferModel.standing_batch_norm).
     # Set it from step 0: resuming a run that had no average starts the average from zeros. The
     # label-mean codes are running means of the raw encoders' codes; `compute_label_means`
     # recomputes them with the averaged encoders.

@@ -79,20 +79,71 @@ class AttributeTransferModel(keras.Model):
                                f"which was not built; built: {sorted(self.networks)}")
         return out
 
-    def average_weights(self) -> list[str]:
+    def average_weights(self, batches=None) -> list[str]:
         """Overwrites each group's trainable variables with its optimizer's moving average.
 
         Only groups whose optimizer was built with `use_ema=True` (a model's `ema_momentum` hparam)
         change; call it on a model loaded for inference, not on one that will keep training (the raw
         weights stay in the checkpoint). Returns the groups that were averaged.
+
+        The optimizer averages trainable variables only: the batch-norm moving statistics saved with
+        them were gathered with the raw weights. Given `batches` (training batches, e.g.
+        `dataset.take(200)`), the averaged networks' batch norms get statistics of their own
+        (`standing_batch_norm`); without it they keep the raw weights' statistics, which cost 2-12
+        points of swap accuracy on the bench (benchmarks/RESULTS.md, session 10).
         """
-        averaged = []
-        for group, optimizer in self.optimizers.items():
-            inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer wraps it
-            if inner.use_ema:
-                inner.finalize_variable_values(self.group_variables(group))
-                averaged.append(group)
+        averaged = self.averaging_groups()
+        for group in averaged:
+            inner = getattr(self.optimizers[group], "inner_optimizer", self.optimizers[group])
+            inner.finalize_variable_values(self.group_variables(group))
+        if averaged and batches is not None:
+            self.standing_batch_norm(batches, self.group_networks(averaged))
         return averaged
+
+    def averaging_groups(self) -> list[str]:
+        """Optimizer groups that keep a moving average of their variables (`use_ema`)."""
+        # LossScaleOptimizer (mixed precision) wraps the optimizer that holds the average.
+        return [g for g, opt in self.optimizers.items() if getattr(opt, "inner_optimizer", opt).use_ema]
+
+    def group_networks(self, groups) -> list[str]:
+        """Names of the built networks the optimizer `groups` train."""
+        return [n for g in groups for n in self.OPTIMIZER_GROUPS[g] if n in self.networks]
+
+    def batch_norm_layers(self, networks=None) -> list:
+        names = self.networks if networks is None else networks
+        return [layer for n in names for layer in self.networks[n]._flatten_layers()
+                if isinstance(layer, keras.layers.BatchNormalization)]
+
+    def standing_batch_norm(self, batches, networks=None) -> int:
+        """Sets the batch norms of `networks` (default all) to their statistics' mean over `batches`.
+
+        BigGAN's "standing statistics" (Brock et al. 2019, Sec. 4 / App. C): each batch runs through
+        `call` in training mode, with batch norm momentum 1 - 1/i at the i-th batch, so the moving
+        mean and variance end as the plain average over the batches instead of an exponential one.
+        Only the batch norms of `networks` that `call` reaches change. Returns the number of batches used.
+        """
+        norms = self.batch_norm_layers(networks)
+        if not norms:
+            return 0
+        saved = [layer.momentum for layer in norms]
+        # `call` in training mode also moves the statistics of batch norms outside `networks`: keep them.
+        ids = {id(layer) for layer in norms}
+        others = [(v, v.numpy()) for layer in self.batch_norm_layers() if id(layer) not in ids
+                  for v in (layer.moving_mean, layer.moving_variance)]
+        count = 0
+        try:
+            for count, batch in enumerate(batches, 1):
+                for layer in norms:
+                    layer.momentum = 1.0 - 1.0 / count
+                self(batch, training=True)
+        finally:
+            for layer, momentum in zip(norms, saved):
+                layer.momentum = momentum
+            for variable, value in others:
+                variable.assign(value)
+        if count == 0:
+            raise ValueError("standing_batch_norm: `batches` yielded no batch")
+        return count
 
     def apply(self, group: str, tape: tf.GradientTape, loss: tf.Tensor) -> None:
         variables = self.group_variables(group)

@@ -108,13 +108,23 @@ def model_config_from_meta(meta: dict, overrides: str | None = None, flag: str =
     return config_lib.override(model_config, config_lib.parse_hparams(overrides), flag)
 
 
+def train_config_from_meta(meta: dict) -> config_lib.TrainConfig:
+    """The `TrainConfig` a run's `config.json` (`meta`) records (fields this version lacks are dropped)."""
+    names = {f.name for f in dataclasses.fields(config_lib.TrainConfig)}
+    return config_lib.TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v)
+                                     for k, v in meta["train"].items() if k in names})
+
+
 def load_model_from_run(run_dir: str, checkpoint: str | None = None, strategy=None, overrides: str | None = None,
-                        average_weights: bool = True):
+                        average_weights: bool = True, batch_norm_batches: int = 200):
     """Rebuilds the model a run trained and restores its latest (or the given) checkpoint.
 
     With `average_weights` the networks of every optimizer that kept a moving average of its
     variables (a model's `ema_momentum` hparam) get those averages: the weights to infer with.
-    False loads the raw weights the last step produced.
+    Their batch norms then get statistics of their own from `batch_norm_batches` batches of the
+    run's training data (`AttributeTransferModel.standing_batch_norm`; 0 keeps the raw weights'
+    statistics). False loads the raw weights the last step produced. `meta["inference_weights"]`
+    records which groups were averaged and over how many batches the statistics were taken.
 
     `overrides` ("name=value,...") replaces model hparams for this load only, for inference-time
     settings such as diat's `use_enhancement=false`; a field that changes the variables makes the
@@ -134,8 +144,13 @@ def load_model_from_run(run_dir: str, checkpoint: str | None = None, strategy=No
         restored = ckpt.restore(checkpoint)
         if restored is None:
             raise FileNotFoundError(f"{run_dir}/checkpoints has no checkpoint to load")
-        if average_weights:
-            model.average_weights()
+        averaged = model.average_weights() if average_weights else []
+        used = 0
+        if averaged and batch_norm_batches > 0 and model.batch_norm_layers(model.group_networks(averaged)):
+            config = train_config_from_meta(meta)
+            dataset, _ = load_data(config, "train", config.batch_size, config.seed)
+            used = model.standing_batch_norm(dataset.take(batch_norm_batches), model.group_networks(averaged))
+    meta["inference_weights"] = {"averaged": averaged, "batch_norm_batches": used}
     return model, int(step.numpy()), meta
 
 
@@ -262,11 +277,17 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
         path = os.path.join(run_dir, "export", config.model, str(config.export_version))
         if not os.path.exists(path):
             # Training is over (the last checkpoint keeps the raw weights): serve the moving averages.
-            averaged = model.average_weights()
+            # The averaged networks' batch norms get statistics of their own (see average_weights).
+            bn_batches = None
+            if config.batch_norm_batches and model.averaging_groups():
+                bn_batches = load_data(config, "train", config.batch_size, config.seed)[0].take(
+                    config.batch_norm_batches)
+            averaged = model.average_weights(bn_batches)
             result["export"] = saved_model.export(
                 model, os.path.join(run_dir, "export"), config.model, config.export_version,
                 metadata={"train": config_lib.to_dict(config), "model_config": config_lib.to_dict(model_config),
-                          "step": result["step"], "averaged_weights": averaged},
+                          "step": result["step"], "averaged_weights": averaged,
+                          "batch_norm_batches": config.batch_norm_batches if averaged else 0},
                 warmup_inputs=saved_model.example_inputs(model, batch_size=1))
         else:
             result["export"] = path
