@@ -183,3 +183,39 @@ def test_optimizer_group_leaves_out_only_declared_optional_networks():
     plain.OPTIMIZER_GROUPS = {**plain.OPTIMIZER_GROUPS, "g": ("encoder", "decodr")}
     with pytest.raises(KeyError, match="'decodr'"):
         plain.group_variables("g")
+
+
+def test_rest_adversary_sees_everything_but_the_unit_and_its_uniform_loss_is_minimal_at_uniform():
+    """lambda_rest_adv (not in the paper): R's row m must not depend on unit m and must depend on
+    the rest; the encoder's term is smallest (the mean entropy) when R is uninformative; R learns."""
+    assert "rest_classifier" not in build().networks
+    tf.keras.utils.set_random_seed(0)
+    m = build(lambda_rest_adv=1.0, lr_d=2e-3)
+    m.compile()
+    k, c = m.num_units, m.unit_channels
+    e = tf.random.normal([2, SIZE // 4, SIZE // 4, m.channels])
+    base = m.rest_logits(e).numpy()
+    assert base.shape == (k, 2, testing.SCHEMA.num_columns)
+    for j in range(k):
+        noise = np.zeros(e.shape, np.float32)
+        noise[..., j * c:(j + 1) * c] = np.random.default_rng(j).normal(size=(2, SIZE // 4, SIZE // 4, c))
+        moved = m.rest_logits(e + noise).numpy()
+        np.testing.assert_allclose(moved[j], base[j], atol=1e-5)  # row j never sees unit j
+        assert np.abs(moved - base).max() > 1e-3  # the other rows do
+    y = tf.cast(testing.random_batch(2, SIZE)["attributes"], tf.float32)
+    _, at_uniform = m.rest_losses(tf.zeros_like(base), y)
+    _, confident = m.rest_losses(tf.constant(base * 50.0), y)
+    entropy = np.mean([np.log(2.0) if a.binary else np.log(e - s)
+                       for a, (s, e) in zip(testing.SCHEMA, testing.SCHEMA.column_slices)])
+    np.testing.assert_allclose(at_uniform.numpy(), entropy, rtol=1e-5)
+    assert float(tf.reduce_min(confident)) > entropy
+    batch = testing.smooth_batch(4, SIZE, seed=5)
+    step = tf.function(m.train_step)
+    first = float(step(batch)["d/rest_cls"])
+    before = testing.weights_of(m.rest_classifier)
+    for _ in range(30):
+        m.reset_trackers()
+        logs = step(batch)
+    assert testing.max_weight_change(before, testing.weights_of(m.rest_classifier)) > 0
+    assert float(logs["d/rest_cls"]) < 0.7 * first, (first, float(logs["d/rest_cls"]))
+    assert np.isfinite(float(logs["g/rest_adv"]))
