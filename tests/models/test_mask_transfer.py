@@ -263,3 +263,25 @@ def test_domain_classifier_steps_updates_c_several_times_on_the_step_s_codes():
     assert c_loss_after_one_step(4) < c_loss_after_one_step(1) - 1e-3
     with pytest.raises(ValueError, match="domain_classifier_steps"):
         build(domain_classifier_steps=0)
+
+
+@pytest.mark.parametrize("target,label", [("b", 1.0), ("a", 0.0), ("uniform", 0.5)])
+def test_confusion_target_sets_the_label_e_c_trains_both_domains_toward(target, label):
+    """Eq. 3 ("b"): descent on L_DC raises C's domain-B logit of b's own code; the release's "a"
+    lowers it; "uniform" moves it toward 0 (p = 0.5)."""
+    m = build(confusion_target=target)
+    a, b = two_domain_batch(seed=10).values()
+    terms, _, common = m._forward(a, b, training=False)
+    logits = m.domain_classifier(common, training=False)
+    n = a.shape[0]
+    np.testing.assert_allclose(terms["g/dc"].numpy(),
+                               mask_losses.domain_confusion_loss(logits[:n], logits[n:], label).numpy(), rtol=1e-6)
+    z = tf.constant([[-2.0], [2.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        loss = tf.reduce_sum(mask_losses.domain_confusion_loss(tf.zeros_like(z), z, label))
+    descent = -tape.gradient(loss, z).numpy()[:, 0]
+    expected = {"b": [1, 1], "a": [-1, -1], "uniform": [1, -1]}[target]
+    np.testing.assert_array_equal(np.sign(descent), expected)
+    with pytest.raises(ValueError, match="confusion_target"):
+        build(confusion_target="c")

@@ -23,18 +23,22 @@ def composite(mask, raw, background):
     return mask * raw + (1.0 - mask) * background
 
 
-def domain_confusion_loss(logits_a, logits_b):
-    """L_DC (Eq. 3), per example: the common encoder wants C to call both domains "1".
+def domain_confusion_loss(logits_a, logits_b, target: float = 1.0):
+    """L_DC (Eq. 3), per example: the common encoder wants C to call both domains `target`.
+
+    Eq. 3 uses target 1 (C's label for domain B); the authors' release uses 0 (domain A's label);
+    0.5 is Tzeng et al. 2015's confusion target (both domains equally likely).
 
     Args:
       logits_a: C's logits on E_c(a), `[B]` or `[B, 1]` (pre-sigmoid; C ends with a sigmoid).
       logits_b: C's logits on E_c(b), same shape.
+      target: the label both encodings should get, in [0, 1].
 
     Returns:
-      float32 `[B]`: l(C(E_c(a_i)), 1) + l(C(E_c(b_i)), 1), pairing the i-th examples of the domains.
+      float32 `[B]`: l(C(E_c(a_i)), t) + l(C(E_c(b_i)), t), pairing the i-th examples of the domains.
     """
-    return (binary_cross_entropy(logits_a, tf.ones_like(logits_a))
-            + binary_cross_entropy(logits_b, tf.ones_like(logits_b)))
+    return (binary_cross_entropy(logits_a, tf.fill(tf.shape(logits_a), target))
+            + binary_cross_entropy(logits_b, tf.fill(tf.shape(logits_b), target)))
 
 
 def domain_classifier_loss(logits_a, logits_b):

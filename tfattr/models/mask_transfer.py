@@ -65,6 +65,12 @@ class Config:
     # for 150k iterations; on the 64 px bench 0.005 left C ~70% right on E_c codes after 550 steps
     # and the masks collapsed to empty (the "w/o L_DC" row of Tab. 7), so the paper's 1 is kept.
     lambda_dc: float = 1.0
+    # The label E_c wants C to give both domains' codes in L_DC. Eq. 3: "b" (1, domain B's label).
+    # Then the E_c(b) half of Eq. 3 is the loss C itself minimises: its gradient makes b's common
+    # code *more* recognisably domain B, i.e. keeps the content in E_c whenever C finds it. The
+    # authors' release (mask_train.py) trains toward domain A's label instead ("a"): the E_c(b) half
+    # then removes what C reads as content. "uniform": 0.5, Tzeng et al. 2015's confusion target.
+    confusion_target: str = "b"
     # λ1..λ5: the paper gives none (App. J: λ1 in 3-7 and λ4 in 0.4-1.0 give similar results);
     # these are the authors' release values (gama 5 / delta 7 / alpha 0.7 / beta1 0, beta2 0.001).
     lambda_rec1_a: float = 5.0  # λ1, L^A_Recon1 (Eq. 5)
@@ -123,6 +129,9 @@ class Config:
     mask_threshold: float = 0.5  # Sec. 3 "Inference": binarise m(b, b); App. Fig. 37: insensitive
 
 
+CONFUSION_TARGETS = {"a": 0.0, "b": 1.0, "uniform": 0.5}  # C's labels: domain A 0, domain B 1 (Eq. 4)
+
+
 def latent_size(config: Config, image_size: int) -> int:
     return image_size // 2**config.num_blocks
 
@@ -148,6 +157,9 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
         raise ValueError(f"mask_transfer: num_blocks must be in 2..6, got {n}")
     if image_size % 2**n:
         raise ValueError(f"mask_transfer: image_size {image_size} is not a multiple of 2**num_blocks = {2**n}")
+    if config.confusion_target not in CONFUSION_TARGETS:
+        raise ValueError(f"mask_transfer: confusion_target must be one of {', '.join(CONFUSION_TARGETS)}, "
+                         f"got {config.confusion_target!r}")
     if config.separate_code_a not in ("zero", "encoded"):
         raise ValueError(f"mask_transfer: separate_code_a must be 'zero' or 'encoded', got {config.separate_code_a!r}")
     if config.decoder_activation not in ("relu", "lrelu"):
@@ -304,7 +316,8 @@ class Model(base.AttributeTransferModel):
 
         logits = self.domain_classifier(common, training=training)
         terms = {
-            "g/dc": mask_losses.domain_confusion_loss(logits[:n], logits[n:]),
+            "g/dc": mask_losses.domain_confusion_loss(logits[:n], logits[n:],
+                                                      CONFUSION_TARGETS[self.config.confusion_target]),
             "g/rec1_a": reconstruction.l1(rec_a, a),
             # Eq. 6 uses z'(D_A(E_c(b)), b, b): the removed image is the background, so E_c is not
             # re-applied to D_A's output (Sec. 3).
