@@ -30,8 +30,9 @@ flags.DEFINE_string("model_options", None, "Inference-time model hparams for thi
                     "use_enhancement=false (diat: T without the enhancement network).")
 flags.DEFINE_boolean("average_weights", True, "Evaluate the optimizers' moving averages of the weights when the "
                      "run kept them (a model's ema_momentum hparam); false: the raw weights of the checkpoint.")
-flags.DEFINE_integer("batch_norm_batches", 200, "Training batches that set the batch-norm statistics of averaged "
-                     "weights (0: keep the raw weights' statistics).", lower_bound=0)
+flag_util.define(flags.DEFINE_integer, "batch_norm_batches", 200,
+                 "Training batches that set the batch-norm statistics of averaged weights (ema_momentum) "
+                 "when they are loaded or exported (0: keep the raw weights' statistics).", lower_bound=0)
 flags.DEFINE_list("protocols", None, "Legacy protocols: bench_swap (default when --metrics is empty).")
 flags.DEFINE_list("metrics", [], "Registry metric names or presets (zhang2019, oldfield, mokady2020, li2016).")
 flags.DEFINE_boolean("list_metrics", False, "Print the metric names and presets, then exit.")

@@ -43,9 +43,9 @@ flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Steps between che
 flags.DEFINE_integer("keep_checkpoints", _D.keep_checkpoints, "Checkpoints kept.", lower_bound=1)
 flags.DEFINE_boolean("export_after", _D.export_after, "Export a SavedModel when training ends.")
 flags.DEFINE_integer("export_version", _D.export_version, "Version directory of that export.", lower_bound=1)
-flags.DEFINE_integer("batch_norm_batches", _D.batch_norm_batches,
-                     "Training batches that set the batch-norm statistics of averaged weights (ema_momentum) "
-                     "before the export (0: keep the raw weights' statistics).", lower_bound=0)
+flag_util.define(flags.DEFINE_integer, "batch_norm_batches", _D.batch_norm_batches,
+                 "Training batches that set the batch-norm statistics of averaged weights (ema_momentum) "
+                 "when they are loaded or exported (0: keep the raw weights' statistics).", lower_bound=0)
 flag_util.define(flags.DEFINE_boolean, "progress", _D.progress, "Show a progress bar with ETA.")
 flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
 

@@ -287,7 +287,8 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
                 model, os.path.join(run_dir, "export"), config.model, config.export_version,
                 metadata={"train": config_lib.to_dict(config), "model_config": config_lib.to_dict(model_config),
                           "step": result["step"], "averaged_weights": averaged,
-                          "batch_norm_batches": config.batch_norm_batches if averaged else 0},
+                          "batch_norm_batches": config.batch_norm_batches if averaged and model.batch_norm_layers(
+                              model.group_networks(averaged)) else 0},
                 warmup_inputs=saved_model.example_inputs(model, batch_size=1))
         else:
             result["export"] = path
