@@ -80,6 +80,22 @@ def test_train_step_finite_and_updates_every_network():
         assert testing.max_weight_change(before[name], testing.weights_of(net)) > 0, name
 
 
+def train_on_one_batch(m, loss_name, network, logs=None, steps=30):
+    """30 train steps on one smooth batch; asserts `network` changed; returns `loss_name`'s first and
+    last values (the last step's logs go into `logs`)."""
+    batch = testing.smooth_batch(4, SIZE, seed=5)
+    step = tf.function(m.train_step)
+    first = float(step(batch)[loss_name])
+    before = testing.weights_of(network)
+    for _ in range(steps):
+        m.reset_trackers()
+        out = step(batch)
+    assert testing.max_weight_change(before, testing.weights_of(network)) > 0
+    if logs is not None:
+        logs.update(out)
+    return first, float(out[loss_name])
+
+
 def test_unit_classifier_reads_only_its_own_unit_and_learns():
     assert "unit_classifier" not in build().networks  # the paper's objective: no such term
     tf.keras.utils.set_random_seed(0)
@@ -96,14 +112,7 @@ def test_unit_classifier_reads_only_its_own_unit_and_learns():
         moved = m.unit_classifier(units + noise).numpy()
         np.testing.assert_allclose(moved[:, s:e], base[:, s:e], atol=1e-5)
         assert np.abs(moved - base).max() > 1e-3
-    batch = testing.smooth_batch(4, SIZE, seed=5)
-    step = tf.function(m.train_step)
-    first = float(step(batch)["g/unit_cls"])
-    before = testing.weights_of(m.unit_classifier)
-    for _ in range(30):
-        m.reset_trackers()
-        last = float(step(batch)["g/unit_cls"])
-    assert testing.max_weight_change(before, testing.weights_of(m.unit_classifier)) > 0
+    first, last = train_on_one_batch(m, "g/unit_cls", m.unit_classifier)
     assert last < 0.5 * first, (first, last)
 
 
@@ -202,20 +211,14 @@ def test_rest_adversary_sees_everything_but_the_unit_and_its_uniform_loss_is_min
         moved = m.rest_logits(e + noise).numpy()
         np.testing.assert_allclose(moved[j], base[j], atol=1e-5)  # row j never sees unit j
         assert np.abs(moved - base).max() > 1e-3  # the other rows do
-    y = tf.cast(testing.random_batch(2, SIZE)["attributes"], tf.float32)
-    _, at_uniform = m.rest_losses(tf.zeros_like(base), y)
-    _, confident = m.rest_losses(tf.constant(base * 50.0), y)
+    uniform = m.uniform_targets(2)
+    at_uniform = m.rest_loss(tf.zeros_like(base), uniform)
+    confident = m.rest_loss(tf.constant(base * 50.0), uniform)
     entropy = np.mean([np.log(2.0) if a.binary else np.log(e - s)
                        for a, (s, e) in zip(testing.SCHEMA, testing.SCHEMA.column_slices)])
     np.testing.assert_allclose(at_uniform.numpy(), entropy, rtol=1e-5)
     assert float(tf.reduce_min(confident)) > entropy
-    batch = testing.smooth_batch(4, SIZE, seed=5)
-    step = tf.function(m.train_step)
-    first = float(step(batch)["d/rest_cls"])
-    before = testing.weights_of(m.rest_classifier)
-    for _ in range(30):
-        m.reset_trackers()
-        logs = step(batch)
-    assert testing.max_weight_change(before, testing.weights_of(m.rest_classifier)) > 0
-    assert float(logs["d/rest_cls"]) < 0.7 * first, (first, float(logs["d/rest_cls"]))
+    logs = {}
+    first, last = train_on_one_batch(m, "d/rest_cls", m.rest_classifier, logs)
+    assert last < 0.7 * first, (first, last)
     assert np.isfinite(float(logs["g/rest_adv"]))

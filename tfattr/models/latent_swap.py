@@ -309,20 +309,17 @@ class Model(base.AttributeTransferModel):
         stacked = tf.reshape(keep[:, None] * e[None], tf.concat([[k * b], tf.shape(e)[1:]], 0))
         return tf.reshape(self.rest_classifier(stacked, training=training), [k, b, -1])
 
-    def rest_losses(self, logits, y):
-        """Per example `[B]`: R's cross-entropy for attribute m from the embedding without unit m
-        (R's loss), and its cross-entropy to the uniform posterior (the encoder's loss), over m."""
+    def rest_loss(self, logits, targets):
+        """Per example `[B]`: mean over m of the cross-entropy of R's row m (the embedding without
+        unit m) against attribute m's columns of `targets`: the labels (R's loss) or
+        `uniform_targets` (the encoder's loss)."""
         k = self.num_units
-        only = tf.eye(k)  # row m: attribute m's label mask
-        cls, uni = [], []
-        for m in range(k):
-            mask = tf.tile(only[m:m + 1], [tf.shape(y)[0], 1])
-            cls.append(classification.attribute_cross_entropy(logits[m], y, self.schema.column_slices,
-                                                              self._binary, mask))
-            uni.append(classification.attribute_cross_entropy(
-                logits[m], tf.tile(self._uniform, [tf.shape(y)[0], 1]), self.schema.column_slices, self._binary,
-                mask))
-        return tf.add_n(cls) / k, tf.add_n(uni) / k
+        mask = tf.ones([tf.shape(targets)[0], 1]) * tf.eye(k)[:, None, :]  # [k, B, k]: row m keeps attribute m
+        return tf.add_n([classification.attribute_cross_entropy(logits[m], targets, self.schema.column_slices,
+                                                                self._binary, mask[m]) for m in range(k)]) / k
+
+    def uniform_targets(self, batch_size):
+        return tf.tile(self._uniform, [batch_size, 1])
 
     def verification_loss(self, e, e_back, perm):
         """Eqs. 5-6 for the pairs (e_i, e'_i) -> 1 and (e_i, e'_partner) -> 0, on unit channels only.
@@ -372,7 +369,7 @@ class Model(base.AttributeTransferModel):
             else:
                 g_unit = tf.zeros_like(g_rec)
             if c.lambda_rest_adv > 0:
-                _, g_rest = self.rest_losses(self.rest_logits(e, training=True), y)
+                g_rest = self.rest_loss(self.rest_logits(e, training=True), self.uniform_targets(tf.shape(y)[0]))
                 g_total += c.lambda_rest_adv * g_rest
             else:
                 g_rest = tf.zeros_like(g_rec)
@@ -392,7 +389,7 @@ class Model(base.AttributeTransferModel):
             lambda_cls_d = c.lambda_cls if c.lambda_cls_d is None else c.lambda_cls_d
             d_total = d_adv + c.lambda_gp * d_gp + lambda_cls_d * d_cls
             if c.lambda_rest_adv > 0:  # R has its own weights: its term does not touch D's gradient
-                d_rest, _ = self.rest_losses(self.rest_logits(tf.stop_gradient(e), training=True), y)
+                d_rest = self.rest_loss(self.rest_logits(tf.stop_gradient(e), training=True), y)
                 d_total += d_rest
             else:
                 d_rest = tf.zeros_like(d_adv)
