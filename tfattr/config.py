@@ -109,6 +109,9 @@ class TrainConfig:
     # Averaged weights (a model's ema_momentum) get batch-norm statistics from this many training
     # batches before the end-of-training export (AttributeTransferModel.standing_batch_norm).
     batch_norm_batches: int = 200
+    # 0: constant learning rates. N: every optimizer's rate falls linearly from its configured value
+    # at global step N to 0 at `steps` (tfattr/training/schedule.py).
+    lr_decay_start: int = 0
     strategy: str = "auto"  # auto | default | mirrored | multi_worker
     steps_per_execution: int = 1
     jit_compile: bool = False

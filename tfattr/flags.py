@@ -24,6 +24,8 @@ flag_util.define(flags.DEFINE_integer, "seed", _D.seed, "Random seed (weights an
 flags.DEFINE_enum("strategy", _D.strategy, ["auto", "default", "mirrored", "multi_worker"],
                   "tf.distribute strategy; auto: multi-worker if TF_CONFIG lists several workers, mirrored over "
                   "GPUs if any, else default.")
+flags.DEFINE_integer("lr_decay_start", _D.lr_decay_start, "Global step from which every optimizer's learning "
+                     "rate falls linearly to 0 at --steps (StarGAN's schedule); 0: constant rates.", lower_bound=0)
 flags.DEFINE_integer("steps_per_execution", _D.steps_per_execution, "Train steps per tf.function call.",
                      lower_bound=1)
 flags.DEFINE_boolean("jit_compile", _D.jit_compile, "XLA-compile the train step (about 1.7x faster on this "
@@ -58,6 +60,7 @@ def train_config(FLAGS) -> config_lib.TrainConfig:
         output_dir=FLAGS.output_dir, run_dir=FLAGS.run_dir, resume=FLAGS.resume, log_every=FLAGS.log_every,
         sample_every=FLAGS.sample_every, checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints, export_after=FLAGS.export_after,
-        export_version=FLAGS.export_version, batch_norm_batches=FLAGS.batch_norm_batches, strategy=FLAGS.strategy,
+        export_version=FLAGS.export_version, batch_norm_batches=FLAGS.batch_norm_batches,
+        lr_decay_start=FLAGS.lr_decay_start, strategy=FLAGS.strategy,
         steps_per_execution=FLAGS.steps_per_execution, jit_compile=FLAGS.jit_compile,
         mixed_precision=FLAGS.mixed_precision, progress=FLAGS.progress)

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 
 import numpy as np
@@ -127,3 +128,30 @@ def test_averaged_weights_get_batch_norm_statistics_of_their_own(tmp_path):
     assert max(np.abs(a - b).max() for a, b in zip(stats(raw), stats(own))) > 1e-4
     assert testing.max_weight_change([v.numpy() for v in raw.group_variables("g")],
                                      [v.numpy() for v in own.group_variables("g")]) > 0
+
+
+def test_learning_rates_decay_linearly_to_zero_and_a_resumed_run_keeps_the_schedule(tmp_path):
+    from tfattr.training import schedule
+
+    assert [schedule.decay_factor(s, 2, 6) for s in range(7)] == [1, 1, 1, 0.75, 0.5, 0.25, 0]
+    assert schedule.decay_factor(5, 0, 6) == 1.0  # 0 = no decay
+    cfg = smoke_config(tmp_path, steps=6, lr_decay_start=2, checkpoint_every=2, sample_every=0, keep_checkpoints=5,
+                       export_after=False)
+    run_dir = loop.run(cfg)["run_dir"]
+    ckpts = os.path.join(run_dir, "checkpoints")
+
+    def rates(step):
+        model, _, _ = loop.load_model_from_run(run_dir, os.path.join(ckpts, f"ckpt-{step}"), average_weights=False)
+        return {g: float(o.learning_rate.numpy()) for g, o in model.optimizers.items()}, model.config
+
+    at4, model_config = rates(4)
+    base = {"g": model_config.lr_g, "d": model_config.lr_d}
+    # the save at step k holds the rate of step k - 1: (6 - 3) / (6 - 2) = 0.75 at ckpt-4
+    assert at4 == pytest.approx({g: 0.75 * v for g, v in base.items()})
+    assert rates(6)[0] == pytest.approx({g: 0.25 * v for g, v in base.items()})
+    # Interrupted after step 4: resuming reads the base rates from the config, not the restored 0.75.
+    tf.compat.v1.train.update_checkpoint_state(ckpts, os.path.join(ckpts, "ckpt-4"))
+    loop.run(dataclasses.replace(cfg, run_dir=run_dir, resume=True))
+    assert rates(6)[0] == pytest.approx({g: 0.25 * v for g, v in base.items()})
+    with pytest.raises(ValueError, match="--lr_decay_start=6 must be below --steps=6"):
+        loop.run(dataclasses.replace(cfg, lr_decay_start=6))

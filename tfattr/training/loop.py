@@ -23,7 +23,7 @@ import tensorflow as tf
 from tfattr import config as config_lib
 from tfattr import models
 from tfattr.data import attributes as attributes_lib
-from tfattr.training import checkpointing, precision, rundir
+from tfattr.training import checkpointing, precision, rundir, schedule
 from tfattr.training import strategy as strategy_lib
 from tfattr.utils import image_grid
 
@@ -170,6 +170,9 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
       flags_writer: optional callable(path) writing the resolved flags as a flagfile (the CLI passes
         absl's `FLAGS.append_flags_into_file`), so the run directory reproduces itself.
     """
+    if config.lr_decay_start and config.lr_decay_start >= config.steps:
+        raise ValueError(f"--lr_decay_start={config.lr_decay_start} must be below --steps={config.steps} "
+                         "(0: constant learning rates)")
     keras.utils.set_random_seed(config.seed)
     strategy = strategy_lib.make_strategy(config.strategy)
     module = models.get(config.model)
@@ -191,6 +194,7 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
     with strategy.scope():
         model = precision.build_model(config.model, schema, config.image_size, model_config, config.mixed_precision)
         model.compile(precision.optimizers(model, config.mixed_precision))
+        base_lrs = schedule.base_learning_rates(model)  # before a restore brings back a decayed value
         ckpt_dir = os.path.join(run_dir, "checkpoints")
         ckpt = checkpointing.Checkpointer(ckpt_dir, model, step, keep=config.keep_checkpoints)
         restored = None
@@ -244,6 +248,9 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
     current = start
     while current < config.steps:
         n = min(spe, config.steps - current, _until_next(current, config))
+        lr_factor = schedule.decay_factor(current, config.lr_decay_start, config.steps)
+        if config.lr_decay_start:
+            schedule.set_learning_rates(model, base_lrs, lr_factor)
         train_steps(dist_iter, tf.constant(n, tf.int64))
         current = int(step.numpy())
         if current % config.log_every == 0 or current == config.steps:
@@ -258,6 +265,7 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
                 for k, v in logs.items():
                     tf.summary.scalar(k, v)
                 tf.summary.scalar("steps_per_second", (current - start) / max(time.time() - t0, 1e-9))
+                tf.summary.scalar("lr_factor", lr_factor)
             model.reset_trackers()
             if progbar is not None:
                 progbar.update(current, list(logs.items()))
