@@ -1,9 +1,10 @@
 """Learning-rate decay for every optimizer of a model, driven by the training loop's global step.
 
 `--lr_decay_start=N` keeps each optimizer's configured rate until global step N, then lowers it
-linearly to 0 at `--steps` (StarGAN's schedule, Choi et al. 2018, Sec. 4: "linearly decay the
-learning rate to 0 over the next 100,000 iterations"; AttGAN and STGAN do the same). None of the
-five papers gives a schedule. It is driven by the loop's step, not by each optimizer's `iterations`,
+linearly to 0 at `--steps` (the schedule of StarGAN, Choi et al. 2018, Sec. 4, which decays over
+its second 100k iterations; AttGAN and STGAN decay as well). None of the five papers gives a
+schedule. Measured on the adv_disentangle bench (decay over steps 7,000-10,000) it gave no gain
+over constant rates (benchmarks/RESULTS.md, session 12), so no flagfile sets it. It is driven by the loop's step, not by each optimizer's `iterations`,
 because a model may update one group several times per step (mask_transfer's
 `domain_classifier_steps`) and all groups must follow the same schedule.
 
