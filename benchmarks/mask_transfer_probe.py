@@ -13,6 +13,8 @@ bench test split, `tfattr.metrics.protocols`):
   iou          IoU of m(b, b) > 0.5 with the renderer's layer mask, first 100 domain-B faces (>= 0.7)
   removal      oracle says the attribute is absent after remove(b)
   mae_out      mean |z(a, b) - a| outside the true transferred layer (0 = untouched)
+  iou_best, t_best  the best IoU over thresholds 0.05..0.95 and its threshold: a diagnostic of
+               whether the soft mask ranks the layer's pixels first (not a result: it uses the truth)
   m_in, m_out  mean soft mask m(b, b) inside / outside the true layer
   da_absent    oracle: D_A(E_c(b)) lacks the attribute (is the common code free of it?)
   da_l1        mean |D_A(E_c(b)) - b| (how sharp the domain-A decoder is)
@@ -105,7 +107,12 @@ def main():
         soft = soft.numpy()[..., 0]
         removed, _ = model.remove(xb100)
         da = model.decoder_a(model.common_encoder(xb100)).numpy()
+        layer_px = (truth100 > 0.5).astype(np.float32)  # the truth binarised as for "iou", whatever t
+        ious = {round(float(t), 2): segmentation.mask_iou(soft, layer_px, threshold=t).mean()
+                for t in np.arange(0.05, 0.96, 0.05)}
+        t_best = max(ious, key=ious.get)
         return {"acc": (oracle.predict_labels(z)[:, col] == 1).mean(),
+                "iou_best": ious[t_best], "t_best": t_best,
                 "iou": segmentation.mask_iou(soft, truth100).mean(),
                 "removal": (oracle.predict_labels(removed.numpy())[:, col] == 0).mean(),
                 "mae_out": np.abs(z - xa).mean(-1)[outside].mean(),

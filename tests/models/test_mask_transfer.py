@@ -244,6 +244,29 @@ def test_mask_sparsity_term_shrinks_only_the_mask():
         == pytest.approx(-2.0 * float(tf.reduce_mean(terms["g/mask"])), rel=1e-5)
 
 
+def test_mask_binary_term_pushes_each_pixel_toward_the_nearer_end():
+    """lambda_mask_binary (not in the paper): 4 m (1 - m), 0 at m in {0, 1} and 1 at 0.5; its
+    gradient opens a mostly-open mask further, closes a mostly-closed one, and leaves z_raw alone."""
+    zero, half, one = (tf.fill([2, 4, 4, 1], v) for v in (0.0, 0.5, 1.0))
+    np.testing.assert_allclose(mask_losses.undecided(zero).numpy(), 0.0)
+    np.testing.assert_allclose(mask_losses.undecided(one).numpy(), 0.0)
+    np.testing.assert_allclose(mask_losses.undecided(half).numpy(), 1.0)
+
+    zeros = {k: 0.0 for k in ("lambda_dc", "lambda_rec1_a", "lambda_rec1_b", "lambda_cycle_common",
+                              "lambda_cycle_separate", "lambda_rec2_a", "lambda_rec2_b")}
+    a, b = two_domain_batch(seed=8).values()
+    for bias, direction in ((3.0, -1.0), (-3.0, 1.0)):  # gradient sign: descent raises / lowers the logit
+        m = build(lambda_mask_binary=1.0, mask_bias_init=bias, **zeros)
+        out = m.decoder_b.get_layer("decoder_b_out")
+        with tf.GradientTape() as tape:
+            terms, _, _ = m._forward(a, b, training=True)
+            loss = tf.reduce_mean(m._generator_total(terms))
+        np.testing.assert_allclose(loss.numpy(), tf.reduce_mean(terms["g/mask_binary"]).numpy(), rtol=1e-6)
+        grad = tape.gradient(loss, out.bias).numpy()
+        assert direction * grad[0] > 0
+        np.testing.assert_array_equal(grad[1:], 0.0)
+
+
 def test_domain_classifier_steps_updates_c_several_times_on_the_step_s_codes():
     """domain_classifier_steps (not in the paper): k C updates per G update, on this step's E_c codes."""
     batch = two_domain_batch(seed=9)

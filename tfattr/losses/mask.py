@@ -3,6 +3,7 @@ content transfer", Sec. 3)."""
 
 import tensorflow as tf
 
+from tfattr.losses._util import per_example_mean
 from tfattr.losses.classification import binary_cross_entropy
 
 
@@ -21,6 +22,19 @@ def composite(mask, raw, background):
       float32 `[B, H, W, 3]`.
     """
     return mask * raw + (1.0 - mask) * background
+
+
+def undecided(mask):
+    """Per-example mean of 4 m (1 - m): 0 where every pixel is 0 or 1, 1 for a mask of 0.5 (not in
+    Mokady et al. 2020; a binarisation prior for the soft masks that Sec. 3 thresholds at inference).
+
+    Args:
+      mask: float32 `[B, H, W, 1]` in [0, 1].
+
+    Returns:
+      float32 `[B]`.
+    """
+    return per_example_mean(4.0 * mask * (1.0 - mask))
 
 
 def domain_confusion_loss(logits_a, logits_b, target: float = 1.0):

@@ -110,6 +110,13 @@ class Config:
     # Ramp lambda_mask linearly from 0 over this many steps (0 = full weight from the start). At
     # full weight from step 0 the prior shut the masks before D_B had learnt to draw the content.
     mask_warmup_steps: int = 0
+    # Not in the paper: weight of a binarisation term 4 m (1 - m) on the same three masks (0 at
+    # m in {0, 1}, 1 at m = 0.5), ramped with mask_warmup_steps. Eq. 6 is an L1 loss on the blend
+    # m z_raw + (1 - m) D_A(E_c(b)); where b lies between a blurry z_raw and D_A's output, a
+    # fractional m fits best, so the Eq. 6 optimum itself is a soft mask. Sec. 3 ("Inference")
+    # then binarises at 0.5, and on bench beards the inside mean hovered at 0.44-0.56 (session 11),
+    # so the threshold cut the beard in pieces. The term makes each pixel commit to one image.
+    lambda_mask_binary: float = 0.0
     # Not in the paper: ramp λ4 and λ5 linearly from 0 over this many steps (0 = off).
     rec2_warmup_steps: int = 0
     # App. A: the decoders' hidden blocks use ReLU; the release uses LeakyReLU(0.2) ("lrelu").
@@ -229,7 +236,7 @@ class Model(base.AttributeTransferModel):
 
     DATA = "two_domains"
     LOSS_NAMES = ("g/dc", "g/rec1_a", "g/rec1_b", "g/cycle_common", "g/cycle_separate", "g/rec2_a", "g/rec2_b",
-                  "g/mask", "c/loss", "c/acc", "mask/ab", "mask/bb", "mask/aa")
+                  "g/mask", "g/mask_binary", "c/loss", "c/acc", "mask/ab", "mask/bb", "mask/aa")
     OPTIMIZER_GROUPS = {"g": ("common_encoder", "separate_encoder", "decoder_a", "decoder_b"),
                         "c": ("domain_classifier",)}
     DEFAULT_SIGNATURE = "transfer"
@@ -332,6 +339,8 @@ class Model(base.AttributeTransferModel):
         masks = {"mask/ab": reconstruction.l1(m_ab, 0.0), "mask/bb": reconstruction.l1(m_bb, 0.0),
                  "mask/aa": reconstruction.l1(m_aa, 0.0)}
         terms["g/mask"] = (masks["mask/ab"] + masks["mask/bb"] + masks["mask/aa"]) / 3.0
+        terms["g/mask_binary"] = (mask_losses.undecided(m_ab) + mask_losses.undecided(m_bb)
+                                  + mask_losses.undecided(m_aa)) / 3.0
         return terms, masks, common
 
     def _ramp(self, warmup: int):
@@ -347,7 +356,7 @@ class Model(base.AttributeTransferModel):
         weights = {"g/dc": c.lambda_dc, "g/rec1_a": c.lambda_rec1_a, "g/rec1_b": c.lambda_rec1_b,
                    "g/cycle_common": c.lambda_cycle_common, "g/cycle_separate": c.lambda_cycle_separate,
                    "g/rec2_a": c.lambda_rec2_a * rec2_ramp, "g/rec2_b": c.lambda_rec2_b * rec2_ramp,
-                   "g/mask": c.lambda_mask * mask_ramp}
+                   "g/mask": c.lambda_mask * mask_ramp, "g/mask_binary": c.lambda_mask_binary * mask_ramp}
         return tf.add_n([weights[k] * v for k, v in terms.items()])
 
     def train_step(self, batch):
