@@ -52,7 +52,9 @@ def main():
     p.add_argument("--num_train", type=int, default=10000)
     p.add_argument("--cache_dir", default="/tmp/tfattr_probe_cache")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save", default=None, help="write the final weights here (.weights.h5)")
+    p.add_argument("--save", default=None, help="write the final networks' weights to this checkpoint prefix")
+    p.add_argument("--load", default=None, help="start from these weights (a --save file of a run with the same "
+                   "architecture); the optimizers start fresh and the loss ramps count from this run's step 0")
     args = p.parse_args()
 
     import tensorflow as tf
@@ -91,7 +93,9 @@ def main():
     hp = {"domain_attribute": args.attribute, **config_lib.parse_hparams(args.hparams)}
     model = models.build("mask_transfer", S.SCHEMA, size, hp)
     model.compile()
-    print(json.dumps({"config": repr(model.config)}), flush=True)
+    if args.load:
+        tf.train.Checkpoint(**model.networks).read(args.load).assert_existing_objects_matched()
+    print(json.dumps({"config": repr(model.config), "load": args.load}), flush=True)
     step_fn = tf.function(model.train_step, jit_compile=True)
     rng = np.random.default_rng(args.seed)
 
@@ -130,7 +134,7 @@ def main():
             print(json.dumps({"step": step, "seconds": round(time.time() - start), **metrics, "losses": logs}),
                   flush=True)
     if args.save:
-        model.save_weights(args.save)
+        tf.train.Checkpoint(**model.networks).write(args.save)
 
 
 if __name__ == "__main__":
