@@ -302,28 +302,3 @@ def test_ema_momentum_averages_the_generator_and_a_restored_model_infers_with_th
     assert plain.average_weights() == []  # the paper's setting keeps no average
     with pytest.raises(ValueError, match="ema_momentum"):
         build(ema_momentum=1.0)
-
-
-def test_global_attribute_codes_hold_no_position_and_the_rest_code_does():
-    """global_attribute_codes (not in the paper): z_1..z_M are their spatial mean at every position,
-    so moving the reference's content does not move what a transfer takes from it; z_0 stays a map."""
-    m = build(global_attribute_codes="true", norm="none")
-    x = batch(4, seed=3)["image"]
-    codes = m.encode(x)
-    for z in codes[:M]:
-        np.testing.assert_allclose(z.numpy(), np.broadcast_to(z.numpy()[:, :1, :1], z.shape), rtol=1e-6)
-        assert float(tf.math.reduce_std(z)) > 0  # not constant across examples or channels
-    rest = codes[M].numpy()
-    assert np.abs(rest - rest[:, :1, :1]).max() > 1e-3
-    # Same weights through the spatial encoder: the pooled code is exactly the map's mean.
-    spatial = build(norm="none")
-    for layer in spatial.encoder.layers:
-        if layer.weights:  # the named convolutions (unnamed activations differ in their counters)
-            layer.set_weights(m.encoder.get_layer(layer.name).get_weights())
-    for z, z_map in zip(codes[:M], spatial.encode(x)[:M]):
-        np.testing.assert_allclose(z.numpy()[:, 0, 0], tf.reduce_mean(z_map, [1, 2]).numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(rest, spatial.encode(x)[M].numpy())
-    # The decoder and classifiers see codes of the usual shape, so training runs unchanged.
-    m.compile()
-    logs = m.train_step({k: tf.constant(v) for k, v in batch(4, seed=4).items()})
-    assert all(np.isfinite(float(v)) for v in logs.values())

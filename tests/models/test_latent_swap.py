@@ -222,24 +222,3 @@ def test_rest_adversary_sees_everything_but_the_unit_and_its_uniform_loss_is_min
     first, last = train_on_one_batch(m, "d/rest_cls", m.rest_classifier, logs)
     assert last < 0.7 * first, (first, last)
     assert np.isfinite(float(logs["g/rest_adv"]))
-
-
-def test_global_units_hold_no_position_and_the_irrelevant_part_does():
-    """global_units (not in the paper): each unit is its spatial mean at every position; the
-    attribute-irrelevant part is the spatial encoder's output unchanged; swaps and training run."""
-    m = build(global_units="true", g_norm="instance")
-    spatial = build(g_norm="instance")
-    weighted = lambda net: [layer for layer in net.layers if layer.weights]  # noqa: E731 (same order: pooling has none)
-    for mine, theirs in zip(weighted(spatial.encoder), weighted(m.encoder), strict=True):
-        mine.set_weights(theirs.get_weights())
-    x = testing.random_batch(4, SIZE, seed=5)["image"]
-    e, e_map = m.encode(x).numpy(), spatial.encode(x).numpy()
-    n = 3 * m.unit_channels
-    np.testing.assert_allclose(e[..., :n], np.broadcast_to(e_map[..., :n].mean((1, 2), keepdims=True), e[..., :n].shape),
-                               rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(e[..., n:], e_map[..., n:])
-    assert np.abs(e[..., n:] - e[:, :1, :1, n:]).max() > 1e-3
-    np.testing.assert_array_equal(m.swap(x, x[::-1], tf.zeros([4, 3])).numpy(), m.reconstruct(x).numpy())
-    m.compile()
-    logs = m.train_step(testing.random_batch(4, SIZE, seed=6))
-    assert all(np.isfinite(float(v)) for v in logs.values())

@@ -107,16 +107,6 @@ class Config:
     # label-mean codes are running means of the raw encoders' codes; `compute_label_means`
     # recomputes them with the averaged encoders.
     ema_momentum: float = 0.0
-    # Not in the paper (Table I's codes are h x w maps): average each attribute code z_1..z_M over
-    # its positions and repeat the mean at every position, so the code keeps the same shape (the
-    # classifiers, label means and Eqs. 11-12 are unchanged) but no longer says *where* anything
-    # is; z_0 stays spatial and carries the layout. On the bench a spatial expression code carries
-    # the reference's face layout: at 16,000 steps expression swaps between faces of the same pose
-    # were right in 0.916 of 322 pairs against 0.815 of 730 across poses (RESULTS.md, session 13),
-    # and the failures were neighbouring expressions (fearful -> surprised, disgusted -> angry),
-    # not the source's. The paper's RaFD/MultiPIE/BU-3DFE faces are aligned crops, so their
-    # layouts differ far less. False = the paper.
-    global_attribute_codes: bool = False
 
 
 def code_shape(config: Config, image_size: int) -> tuple[int, int, int]:
@@ -149,9 +139,6 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
         t = blocks.conv_norm_act(x_in, w, 7, norm=norm, name=f"enc_{name}_1")
         t = blocks.conv_norm_act(t, 2 * w, 3, strides=2, norm=norm, name=f"enc_{name}_2")
         codes[name] = blocks.conv_norm_act(t, 4 * w, 3, strides=2, norm=norm, name=f"enc_{name}_3")
-        if config.global_attribute_codes and name != REST:
-            pooled = layers.GlobalAveragePooling2D(keepdims=True, name=f"enc_{name}_mean")(codes[name])
-            codes[name] = layers.UpSampling2D(h, name=f"enc_{name}_broadcast")(pooled)
     encoder = keras.Model(x_in, codes, name="encoder")
 
     z_in = keras.Input([h, h, num_codes * c], name="codes")

@@ -74,13 +74,6 @@ class Config:
     # two encode-swap-decode passes, which on short CPU runs leaves the decoder blurry for
     # thousands of steps; the direct term makes the "swap nothing" path exact early. 0 = paper.
     lambda_self_rec: float = 0.0
-    # Not in the paper (its units are h x w feature maps): average each latent unit over its
-    # positions and repeat the mean at every position, keeping the embedding's shape; the
-    # attribute-irrelevant part stays spatial and carries the layout. A spatial unit carries the
-    # reference's layout into a swap: on the bench, hair-colour swaps also moved Pose, Gaze and Bangs
-    # (0.61-0.66 kept, RESULTS.md session 12), and in adv_disentangle expression swaps across poses
-    # failed 10 points more often than within one (session 13). False = the paper.
-    global_units: bool = False
     # The paper uses a gradient penalty (Eq. 1) but does not give lambda_gp; 10 is Gulrajani et al.'s value.
     lambda_gp: float = 10.0
     lr_g: float = 1e-4
@@ -113,11 +106,6 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
         h = blocks.residual_block(h, 4 * w, norm=norm)
     # Linear output: units are swapped and interpolated, so they should not be clipped by a ReLU.
     e = layers.Conv2D(channels, 1, name="embedding")(h)
-    if config.global_units:
-        n = len(schema) * config.unit_channels
-        units = layers.GlobalAveragePooling2D(keepdims=True, name="unit_mean")(e[..., :n])
-        e = layers.Concatenate(name="embedding_global_units")([layers.UpSampling2D(latent, name="unit_broadcast")(units),
-                                                              e[..., n:]])
     encoder = keras.Model(x_in, e, name="encoder")
 
     e_in = keras.Input([latent, latent, channels], name="embedding")
