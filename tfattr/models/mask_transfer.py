@@ -116,6 +116,9 @@ class Config:
     # fractional m fits best, so the Eq. 6 optimum itself is a soft mask. Sec. 3 ("Inference")
     # then binarises at 0.5, and on bench beards the inside mean hovered at 0.44-0.56 (session 11),
     # so the threshold cut the beard in pieces. The term makes each pixel commit to one image.
+    # With lambda_mask it pushes a pixel to 1 above m = 0.5 + lambda_mask / (8 lambda_mask_binary)
+    # and to 0 below it. Measured (mask_transfer.md, session 13): with mask_bias_init=2 the masks
+    # start above that point and opened over the whole face (IoU 0.03). 0 = the paper.
     lambda_mask_binary: float = 0.0
     # Not in the paper: ramp λ4 and λ5 linearly from 0 over this many steps (0 = off).
     rec2_warmup_steps: int = 0
