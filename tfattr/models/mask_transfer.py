@@ -120,6 +120,14 @@ class Config:
     # and to 0 below it. Measured (mask_transfer.md, session 13): with mask_bias_init=2 the masks
     # start above that point and opened over the whole face (IoU 0.03). 0 = the paper.
     lambda_mask_binary: float = 0.0
+    # Not in the paper: weight of an unmasked L1 reconstruction |z_raw(b, b) - b| of D_B's raw image.
+    # Eq. 6 trains z_raw only where the mask is open, so every prior that closes the mask also stops
+    # D_B learning to draw the content, and the mask then has no reason to reopen on it (sessions
+    # 8-13: the raw image stayed worse than D_A(E_c(b)) even inside the beard). With this term z_raw
+    # learns to render all of b from (E_c, E_s) whatever the mask does, and Eq. 6 alone decides
+    # where z_raw should be shown: where D_A(E_c(b)), which lacks the content, is worse. It also
+    # makes E_s carry what L_DC keeps out of E_c. 0 = the paper.
+    lambda_raw_b: float = 0.0
     # Not in the paper: ramp λ4 and λ5 linearly from 0 over this many steps (0 = off).
     rec2_warmup_steps: int = 0
     # App. A: the decoders' hidden blocks use ReLU; the release uses LeakyReLU(0.2) ("lrelu").
@@ -338,6 +346,7 @@ class Model(base.AttributeTransferModel):
             "g/cycle_separate": reconstruction.l2(self.separate_encoder(z_ab, training=training), s_b),
             "g/rec2_a": reconstruction.l1(mask_losses.composite(m_aa, rec2_raw(r_aa), a), a),
             "g/rec2_b": reconstruction.l1(mask_losses.composite(m_bb, rec2_raw(r_bb), b), b),
+            "g/raw_b": reconstruction.l1(r_bb, b),
         }
         masks = {"mask/ab": reconstruction.l1(m_ab, 0.0), "mask/bb": reconstruction.l1(m_bb, 0.0),
                  "mask/aa": reconstruction.l1(m_aa, 0.0)}
@@ -359,7 +368,8 @@ class Model(base.AttributeTransferModel):
         weights = {"g/dc": c.lambda_dc, "g/rec1_a": c.lambda_rec1_a, "g/rec1_b": c.lambda_rec1_b,
                    "g/cycle_common": c.lambda_cycle_common, "g/cycle_separate": c.lambda_cycle_separate,
                    "g/rec2_a": c.lambda_rec2_a * rec2_ramp, "g/rec2_b": c.lambda_rec2_b * rec2_ramp,
-                   "g/mask": c.lambda_mask * mask_ramp, "g/mask_binary": c.lambda_mask_binary * mask_ramp}
+                   "g/mask": c.lambda_mask * mask_ramp, "g/mask_binary": c.lambda_mask_binary * mask_ramp,
+                   "g/raw_b": c.lambda_raw_b}
         return tf.add_n([weights[k] * v for k, v in terms.items()])
 
     def train_step(self, batch):
