@@ -222,29 +222,3 @@ def test_rest_adversary_sees_everything_but_the_unit_and_its_uniform_loss_is_min
     first, last = train_on_one_batch(m, "d/rest_cls", m.rest_classifier, logs)
     assert last < 0.7 * first, (first, last)
     assert np.isfinite(float(logs["g/rest_adv"]))
-
-
-def test_unit_classifier_on_swaps_reaches_the_image_only_and_needs_the_unit_classifier():
-    """lambda_unit_cls_swap (not in the paper): the unit heads on the re-encoded image, with the
-    encoder's and heads' weights fixed, so the gradient reaches only the image (the decoder)."""
-    with pytest.raises(ValueError, match="lambda_unit_cls_swap.*lambda_unit_cls=0"):
-        build(lambda_unit_cls_swap=1.0)
-    tf.keras.utils.set_random_seed(0)
-    m = build(lambda_unit_cls=1.0, lambda_unit_cls_swap=1.0)
-    m.compile()
-    batch = testing.smooth_batch(4, SIZE, seed=6)
-    x, y = batch["image"], tf.cast(batch["attributes"], tf.float32)
-    moving = [v.numpy() for v in m.encoder.non_trainable_variables]
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(x)
-        frozen = m.attribute_ce(m.frozen_unit_logits(x), y)
-        for before, v in zip(moving, m.encoder.non_trainable_variables):  # batch-norm statistics untouched
-            np.testing.assert_array_equal(before, v.numpy())
-        live = m.attribute_ce(m.unit_classifier(m.encoder(x, training=True)[..., :m.num_units * m.unit_channels]), y)
-    np.testing.assert_allclose(frozen.numpy(), live.numpy(), rtol=1e-5)  # same value
-    weights = m.encoder.trainable_variables + m.unit_classifier.trainable_variables
-    assert all(g is None for g in tape.gradient(frozen, weights))
-    assert any(g is not None for g in tape.gradient(live, weights))
-    assert float(tf.reduce_max(tf.abs(tape.gradient(frozen, x)))) > 0
-    first, last = train_on_one_batch(m, "g/unit_cls_swap", m.decoder)
-    assert last < 0.7 * first, (first, last)

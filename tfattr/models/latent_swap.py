@@ -69,16 +69,6 @@ class Config:
     # (benchmarks/RESULTS.md, session 11). 0 = the paper.
     lambda_rest_adv: float = 0.0
     rest_classifier_width: int = 16
-    # Not in the paper: the unit classifier (lambda_unit_cls) applied to the units of the re-encoded
-    # swapped image, against the swapped labels, with the encoder's and the unit classifier's
-    # weights held fixed for this term, so only the decoder (and, through the swapped embedding, the
-    # first encoding) learns from it: a swapped unit must be drawn so that the encoder reads it back
-    # from the image (the latent regression of Lee et al. 2018's DRIT and Choi et al. 2020's style
-    # reconstruction, here on the units' own attribute heads). The paper's Eq. 2 asks D_cls the same
-    # of the swapped image, and D_cls can be met with cues that are not the attribute. Measured:
-    # at 3,500 steps reconstructions kept the smile in 85% of faces while swapping the Smiling unit
-    # moved it in 24% (benchmarks/RESULTS.md, session 14). Needs lambda_unit_cls > 0. 0 = the paper.
-    lambda_unit_cls_swap: float = 0.0
     lambda_rec: float = 10.0
     # Not in the paper: an L1 autoencoding term |x - Dec(Enc(x))|. Eq. 4 reconstructs only through
     # two encode-swap-decode passes, which on short CPU runs leaves the decoder blurry for
@@ -102,9 +92,6 @@ def embedding_channels(config: Config, schema: Schema) -> int:
 def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str, keras.Model]:
     if image_size % 4:
         raise ValueError(f"latent_swap: image_size must be a multiple of 4, got {image_size}")
-    if config.lambda_unit_cls_swap > 0 and config.lambda_unit_cls <= 0:
-        raise ValueError("latent_swap: lambda_unit_cls_swap uses the unit classifier, which lambda_unit_cls > 0 "
-                         f"builds and trains; got lambda_unit_cls={config.lambda_unit_cls}")
     w, norm = config.base_width, config.g_norm
     n_enc = config.num_res_blocks // 2
     n_dec = config.num_res_blocks - n_enc
@@ -209,7 +196,7 @@ class Model(base.AttributeTransferModel):
     """latent_swap trainer and inference operations (encode, decode, swap, blend)."""
 
     LOSS_NAMES = ("d/adv", "d/gp", "d/cls", "d/rest_cls", "g/adv", "g/cls", "g/ver", "g/rec", "g/self_rec",
-                  "g/unit_cls", "g/unit_cls_swap", "g/rest_adv", "g/ver_acc")
+                  "g/unit_cls", "g/rest_adv", "g/ver_acc")
     OPTIMIZER_GROUPS = {"g": ("encoder", "decoder", "verifier", "unit_classifier"),
                         "d": ("discriminator", "rest_classifier")}
     # built only when lambda_unit_cls > 0 / lambda_rest_adv > 0
@@ -331,16 +318,6 @@ class Model(base.AttributeTransferModel):
         return tf.add_n([classification.attribute_cross_entropy(logits[m], targets, self.schema.column_slices,
                                                                 self._binary, mask[m]) for m in range(k)]) / k
 
-    def frozen_unit_logits(self, images):
-        """The unit classifier's logits on the encoder's units of `images`, with both networks'
-        weights (and batch-norm statistics) held fixed: the gradient reaches `images` only."""
-        def fixed(net, x):
-            out, _ = net.stateless_call([tf.stop_gradient(v) for v in net.trainable_variables],
-                                        [tf.stop_gradient(v) for v in net.non_trainable_variables], x, training=True)
-            return out
-        units = fixed(self.encoder, images)[..., :self.num_units * self.unit_channels]
-        return fixed(self.unit_classifier, units)
-
     def uniform_targets(self, batch_size):
         return tf.tile(self._uniform, [batch_size, 1])
 
@@ -391,11 +368,6 @@ class Model(base.AttributeTransferModel):
                 g_total += c.lambda_unit_cls * g_unit
             else:
                 g_unit = tf.zeros_like(g_rec)
-            if c.lambda_unit_cls_swap > 0:
-                g_unit_swap = self.attribute_ce(self.frozen_unit_logits(x_tilde), y_tilde)
-                g_total += c.lambda_unit_cls_swap * g_unit_swap
-            else:
-                g_unit_swap = tf.zeros_like(g_rec)
             if c.lambda_rest_adv > 0:
                 g_rest = self.rest_loss(self.rest_logits(e, training=True), self.uniform_targets(tf.shape(y)[0]))
                 g_total += c.lambda_rest_adv * g_rest
@@ -426,8 +398,7 @@ class Model(base.AttributeTransferModel):
 
         for name, value in (("d/adv", d_adv), ("d/gp", d_gp), ("d/cls", d_cls), ("d/rest_cls", d_rest),
                             ("g/adv", g_adv), ("g/cls", g_cls), ("g/ver", g_ver), ("g/rec", g_rec),
-                            ("g/self_rec", g_self), ("g/unit_cls", g_unit), ("g/unit_cls_swap", g_unit_swap),
-                            ("g/rest_adv", g_rest),
+                            ("g/self_rec", g_self), ("g/unit_cls", g_unit), ("g/rest_adv", g_rest),
                             ("g/ver_acc", ver_acc)):
             self.track(name, value)
         return self.logs()
