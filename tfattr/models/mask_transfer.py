@@ -122,8 +122,8 @@ class Config:
     lambda_mask_binary: float = 0.0
     # Not in the paper: weight of an unmasked L1 reconstruction |z_raw(b, b) - b| of D_B's raw image.
     # Eq. 6 trains z_raw only where the mask is open, so every prior that closes the mask also stops
-    # D_B learning to draw the content, and the mask then has no reason to reopen on it (sessions
-    # 8-13: the raw image stayed worse than D_A(E_c(b)) even inside the beard). With this term z_raw
+    # D_B learning to draw the content, and the mask then has no reason to reopen on it (session 8:
+    # the raw image was worse than D_A(E_c(b)) even inside the glasses). With this term z_raw
     # learns to render all of b from (E_c, E_s) whatever the mask does, and Eq. 6 alone decides
     # where z_raw should be shown: where D_A(E_c(b)), which lacks the content, is worse. It also
     # makes E_s carry what L_DC keeps out of E_c. Measured on bench beards (mask_transfer.md,
