@@ -73,14 +73,14 @@ def main():
     print(f"step {step}, {attribute}, {len(idx)} faces, layer covers {inside.mean():.3f} of the pixels")
     for name, v in rows.items():
         print(f"  {name:20s} inside {v[inside].mean():.3f}  outside {v[~inside].mean():.3f}")
-    ious = {round(float(t), 2): segmentation.mask_iou(gain > t, inside).mean() for t in np.arange(-0.2, 0.81, 0.05)}
-    t_best = max(ious, key=ious.get)
-    print(f"  gain_iou_best {ious[t_best]:.3f} at gain > {t_best}")
+    iou_best, t_best = segmentation.best_threshold_iou(gain, inside, np.arange(-0.2, 0.81, 0.05))
+    print(f"  gain_iou_best {iou_best:.3f} at gain > {t_best}")
     if args.png:
         n = min(8, len(idx))
         gray = lambda x: np.repeat(np.clip(x, -1.0, 1.0)[:n, ..., None], 3, -1)  # noqa: E731  [-1, 1] map -> RGB
         cells = [b[:n], removed[:n], raw[:n], gray(2 * rows["m(b, b)"] - 1), gray(2 * inside - 1.0), gray(4 * gain)]
-        image_grid.save_png(args.png, image_grid.grid(image_grid.to_uint8(np.stack(cells, 1).reshape(-1, *b.shape[1:])), n, len(cells)))
+        tiles = image_grid.to_uint8(np.stack(cells, 1).reshape(-1, *b.shape[1:]))
+        image_grid.save_png(args.png, image_grid.grid(tiles, n, len(cells)))
 
 
 if __name__ == "__main__":

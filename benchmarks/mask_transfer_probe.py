@@ -111,12 +111,9 @@ def main():
         soft = soft.numpy()[..., 0]
         removed, _ = model.remove(xb100)
         da = model.decoder_a(model.common_encoder(xb100)).numpy()
-        layer_px = (truth100 > 0.5).astype(np.float32)  # the truth binarised as for "iou", whatever t
-        ious = {round(float(t), 2): segmentation.mask_iou(soft, layer_px, threshold=t).mean()
-                for t in np.arange(0.05, 0.96, 0.05)}
-        t_best = max(ious, key=ious.get)
+        iou_best, t_best = segmentation.best_threshold_iou(soft, truth100, np.arange(0.05, 0.96, 0.05))
         return {"acc": (oracle.predict_labels(z)[:, col] == 1).mean(),
-                "iou_best": ious[t_best], "t_best": t_best,
+                "iou_best": iou_best, "t_best": t_best,
                 "iou": segmentation.mask_iou(soft, truth100).mean(),
                 "removal": (oracle.predict_labels(removed.numpy())[:, col] == 0).mean(),
                 "mae_out": np.abs(z - xa).mean(-1)[outside].mean(),

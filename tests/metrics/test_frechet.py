@@ -97,3 +97,14 @@ def test_mask_iou_hand_computed():
     true[2, 3, 3, 0] = 1.0         # empty vs 1 px -> 0
     np.testing.assert_allclose(segmentation.mask_iou(pred, true), [0.5, 1.0, 0.0])
     np.testing.assert_allclose(segmentation.mask_iou(pred, true, threshold=0.3), [0.5, 0.0, 0.0])
+
+
+def test_best_threshold_iou_picks_the_threshold_that_separates_the_truth():
+    truth = np.zeros([2, 4, 4], np.float32)
+    truth[:, :2] = 1.0
+    scores = np.where(truth > 0, 0.3, 0.1) + np.zeros([2, 4, 4])  # true pixels rank first, all below 0.5
+    np.testing.assert_allclose(segmentation.mask_iou(scores, truth), [0.0, 0.0])
+    iou, t = segmentation.best_threshold_iou(scores, truth, np.arange(0.05, 0.96, 0.05))
+    assert iou == 1.0 and 0.1 <= t < 0.3
+    iou, t = segmentation.best_threshold_iou(-scores, truth, [-0.5, -0.2])  # negative scores and thresholds
+    assert (iou, t) == (0.5, -0.5)

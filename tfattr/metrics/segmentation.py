@@ -34,3 +34,14 @@ def mask_iou(predicted, target, threshold: float = 0.5, empty: float = 1.0) -> n
     inter = np.sum(p & t, axis=(1, 2)).astype(np.float64)
     union = np.sum(p | t, axis=(1, 2)).astype(np.float64)
     return np.where(union > 0, inter / np.maximum(union, 1.0), empty)
+
+
+def best_threshold_iou(scores, target, thresholds) -> tuple[float, float]:
+    """Mean IoU of `scores > t` with `target > 0.5` at the best `t` of `thresholds`: `(iou, t)`.
+
+    A diagnostic of how well a soft map (a mask, or any per-pixel score) ranks the true pixels first;
+    it uses the truth to pick `t`, so it is not a segmentation result."""
+    truth = binarize(target)
+    ious = {round(float(t), 2): float(mask_iou(np.asarray(scores) > t, truth).mean()) for t in thresholds}
+    best = max(ious, key=ious.get)
+    return ious[best], best
