@@ -1,8 +1,9 @@
 """Why a bench transfer fails: the reconstruction ceiling, and what each latent part encodes.
 
-  python benchmarks/code_diagnostics.py --run_dir=RUN [--checkpoint=PREFIX] [--num=1200]
+  python benchmarks/code_diagnostics.py --run_dir=RUN [--checkpoint=PREFIX] [--num=1200] [--split=test]
 
-Prints, on the first `num` bench test faces (64 px models trained on the synthetic bench):
+Prints, on the first `num` bench faces of `split` (64 px models trained on the synthetic bench;
+`train` gives faces the run trained on, to compare with `test` for overfitting):
 
 * `reconstruction`: the oracle's accuracy per bench attribute on the real faces and on the model's
   reconstructions (swap nothing). A swap of attribute X can only be judged right as often as a
@@ -12,6 +13,11 @@ Prints, on the first `num` bench test faces (64 px models trained on the synthet
   average-pooled code, trained on the first 2/3 of the faces) from each latent part to each of the
   model's attributes. A unit that reads its own attribute no better than the other parts do is not
   the one the decoder can be taught to follow.
+* `judges`: for each model attribute, up to 300 faces each take it from a random face whose label
+  differs (`transfer_from_reference`); how often the model's own attribute classifier (latent_swap:
+  D's classification head; adv_disentangle: C_m) and the oracle call the result the reference's
+  class, next to the own classifier's accuracy on the real faces. A classifier that is weak on real
+  faces gives the generator little to follow; one that accepts swaps the oracle rejects is fooled.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from absl import app, flags
 
 flags.DEFINE_string("run_dir", None, "Training run directory.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: latest).")
-flags.DEFINE_integer("num", 1200, "Bench test faces.")
+flags.DEFINE_integer("num", 1200, "Bench faces.")
+flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Bench split the faces come from.")
 FLAGS = flags.FLAGS
 
 
@@ -58,6 +65,43 @@ def latent_parts(model, images: np.ndarray) -> dict[str, np.ndarray]:
     return parts
 
 
+def own_classifier_labels(model, images: np.ndarray) -> dict[str, np.ndarray]:
+    """{attribute: predicted class [N]} from the model's own attribute classifier (see `judges`)."""
+    import tensorflow as tf
+
+    if hasattr(model, "code_names"):  # adv_disentangle: C_m, one logits head per attribute
+        return {n: batched(lambda x, n=n: model.classifier(x, training=False)[n], images).argmax(-1)
+                for n in model.schema.names}
+    flat = batched(lambda x: tf.reshape(model.discriminator(x, training=False)["cls"], [len(x), -1]), images)
+    out = {}
+    for a, (start, stop) in zip(model.schema, model.schema.column_slices):
+        logits = flat[:, start:stop]
+        out[a.name] = (logits[:, 0] > 0).astype(np.int64) if stop - start == 1 else logits.argmax(-1)
+    return out
+
+
+def judges(model, oracle, x: np.ndarray, labels: np.ndarray, max_pairs: int = 300) -> dict[str, dict]:
+    from tfattr.data import synthetic
+
+    rng = np.random.default_rng(0)
+    real = own_classifier_labels(model, x)
+    out = {}
+    for a in model.schema:
+        column = synthetic.SCHEMA.index(a.name)
+        y = labels[:, column]
+        pairs = [(i, rng.choice(np.flatnonzero(y != y[i]))) for i in range(len(x)) if (y != y[i]).any()][:max_pairs]
+        src, ref = np.array(pairs).T
+        swapped = np.concatenate([np.asarray(model.transfer_from_reference(x[src[i:i + 100]], x[ref[i:i + 100]], [a.name]))
+                                  for i in range(0, len(src), 100)])
+        target = y[ref]
+        own = own_classifier_labels(model, swapped)[a.name] == target
+        orc = oracle.predict_labels(swapped)[:, column] == target
+        out[a.name] = {"pairs": len(src), "own_on_real": round(float(np.mean(real[a.name] == y)), 3),
+                       "own_on_swap": round(float(own.mean()), 3), "oracle_on_swap": round(float(orc.mean()), 3),
+                       "own_yes_oracle_no": round(float(np.mean(own & ~orc)), 3)}
+    return out
+
+
 def main(argv):
     del argv
     from tfattr.data import synthetic
@@ -65,7 +109,7 @@ def main(argv):
     from tfattr.training import loop
 
     model, step, _ = loop.load_model_from_run(FLAGS.run_dir, FLAGS.checkpoint)
-    images, labels = oracle_lib.render_labelled(0, "test", 0, FLAGS.num, model.image_size)
+    images, labels = oracle_lib.render_labelled(0, FLAGS.split, 0, FLAGS.num, model.image_size)
     x = oracle_lib.uint8_to_signed(images)
     rec = batched(model.reconstruct, x)
     oracle = oracle_lib.load_oracle()
@@ -83,6 +127,7 @@ def main(argv):
             k = synthetic.SCHEMA[a.name].num_classes
             probe[part][a.name] = round(ridge_probe_accuracy(f[:cut], y[:cut], f[cut:], y[cut:], k), 3)
     print(json.dumps({"probe": probe}))
+    print(json.dumps({"judges": judges(model, oracle, x, labels)}))
 
 
 if __name__ == "__main__":

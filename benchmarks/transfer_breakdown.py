@@ -1,10 +1,12 @@
 """Where a bench transfer fails: per target class, and split by what source and reference share.
 
-  python benchmarks/transfer_breakdown.py --run_dir=RUN [--checkpoint=PREFIX] --attribute=Expression [--num=1200]
+  python benchmarks/transfer_breakdown.py --run_dir=RUN [--checkpoint=PREFIX] --attribute=Expression [--num=1200] [--split=test]
 
-On the first `num` bench test faces, each source is paired with a random other face (seed 0) whose
-`attribute` differs, and `attribute` is transferred from it (`transfer_from_reference`, averaged
-weights as in `tfattr.evaluate`). The oracle then judges the transferred images. Prints JSON lines:
+On the first `num` bench faces of `split` (`train`: faces every bench run trained on, since runs
+train on the split's first `num_train` faces; compare with `test` for overfitting), each source is
+paired with a random other face (seed 0) whose `attribute` differs, and `attribute` is
+transferred from it (`transfer_from_reference`, averaged weights as in `tfattr.evaluate`). The
+oracle then judges the transferred images. Prints JSON lines:
 
 * `overall`: swap accuracy, and the accuracy of the reference's own reconstruction (the decoder's ceiling);
 * `per_class`: per target class: accuracy, reconstruction accuracy, what the wrong ones were called,
@@ -23,7 +25,8 @@ from absl import app, flags
 flags.DEFINE_string("run_dir", None, "Training run directory.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: latest).")
 flags.DEFINE_string("attribute", "Expression", "The attribute to transfer (a bench attribute the model has).")
-flags.DEFINE_integer("num", 1200, "Bench test faces.")
+flags.DEFINE_integer("num", 1200, "Bench faces.")
+flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Bench split the faces come from.")
 FLAGS = flags.FLAGS
 
 
@@ -38,7 +41,7 @@ def main(argv):
     from tfattr.training import loop
 
     model, step, _ = loop.load_model_from_run(FLAGS.run_dir, FLAGS.checkpoint)
-    images, labels = oracle_lib.render_labelled(0, "test", 0, FLAGS.num, model.image_size)
+    images, labels = oracle_lib.render_labelled(0, FLAGS.split, 0, FLAGS.num, model.image_size)
     x = oracle_lib.uint8_to_signed(images)
     col = synthetic.SCHEMA.index(FLAGS.attribute)
     partner = np.random.default_rng(0).permutation(len(x))
