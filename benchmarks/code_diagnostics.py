@@ -81,6 +81,8 @@ def own_classifier_labels(model, images: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def judges(model, oracle, x: np.ndarray, labels: np.ndarray, max_pairs: int = 300) -> dict[str, dict]:
+    """Per model attribute: the own classifier's accuracy on `x`, and how often it and the oracle call
+    a transfer from a reference with another label the reference's class (see the module docstring)."""
     from tfattr.data import synthetic
 
     rng = np.random.default_rng(0)
