@@ -50,8 +50,9 @@ def pooled(code: np.ndarray, cells: int = 4) -> np.ndarray:
     return code.reshape(n, cells, h // cells, cells, w // cells, c).mean((2, 4)).reshape(n, -1)
 
 
-def batched(fn, images: np.ndarray, size: int = 200) -> np.ndarray:
-    return np.concatenate([np.asarray(fn(images[i:i + size])) for i in range(0, len(images), size)])
+def batched(fn, *arrays: np.ndarray, size: int = 200) -> np.ndarray:
+    """`fn` over aligned slices of `arrays`, `size` rows at a time, concatenated."""
+    return np.concatenate([np.asarray(fn(*(a[i:i + size] for a in arrays))) for i in range(0, len(arrays[0]), size)])
 
 
 def latent_parts(model, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -93,8 +94,7 @@ def judges(model, oracle, x: np.ndarray, labels: np.ndarray, max_pairs: int = 30
         y = labels[:, column]
         pairs = [(i, rng.choice(np.flatnonzero(y != y[i]))) for i in range(len(x)) if (y != y[i]).any()][:max_pairs]
         src, ref = np.array(pairs).T
-        swapped = np.concatenate([np.asarray(model.transfer_from_reference(x[src[i:i + 100]], x[ref[i:i + 100]], [a.name]))
-                                  for i in range(0, len(src), 100)])
+        swapped = batched(lambda s, r: model.transfer_from_reference(s, r, [a.name]), x[src], x[ref])
         target = y[ref]
         own = own_classifier_labels(model, swapped)[a.name] == target
         orc = oracle.predict_labels(swapped)[:, column] == target
