@@ -68,6 +68,30 @@ def test_swap_strategies_keep_label_combinations_observed(model):
                 assert np.all(s.numpy()[i][differ[i] > 0] == 1)
 
 
+def test_independent_swaps_single_differing_attributes_and_labels_follow():
+    m = build(swap_strategy="independent")
+    batch = testing.random_batch(64, 8, seed=4)
+    y = batch["attributes"]
+    perm = latent_swap.pair_permutation(64)
+    y_partner = tf.gather(y, perm)
+    differ = m._attribute_differs(y, y_partner).numpy()
+    partial = 0
+    for _ in range(5):
+        s = m.sample_swap(y, perm).numpy()
+        np.testing.assert_array_equal(s[0::2], s[1::2])  # one draw per pair
+        y_tilde = m.swapped_labels(y, y_partner, tf.constant(s)).numpy()
+        cols = s @ m._col_to_attr.numpy().T  # attribute -> its label columns
+        np.testing.assert_array_equal(y_tilde, np.where(cols > 0, y_partner.numpy(), y.numpy()))
+        # Some pairs keep a differing attribute while swapping another: the paper's strategies never do.
+        partial += int(np.sum(((s * differ).sum(1) > 0) & (((1 - s) * differ).sum(1) > 0)))
+    assert partial > 0
+
+
+def test_unknown_swap_strategy_names_the_valid_ones():
+    with pytest.raises(ValueError, match="swap_strategy must be one of paper, independent"):
+        build(swap_strategy="random")
+
+
 def test_train_step_finite_and_updates_every_network():
     m = build()
     m.compile()
