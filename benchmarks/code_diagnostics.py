@@ -31,6 +31,10 @@ flags.DEFINE_string("run_dir", None, "Training run directory.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: latest).")
 flags.DEFINE_integer("num", 1200, "Bench faces.")
 flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Bench split the faces come from.")
+SECTIONS = ("reconstruction", "probe", "judges", "carriers")
+flags.DEFINE_list("sections", list(SECTIONS), f"Sections to print, comma-separated: {', '.join(SECTIONS)}.")
+flags.register_validator("sections", lambda names: set(names) <= set(SECTIONS),
+                         f"--sections: each name must be one of {', '.join(SECTIONS)}")
 FLAGS = flags.FLAGS
 
 
@@ -104,6 +108,27 @@ def judges(model, oracle, x: np.ndarray, labels: np.ndarray, max_pairs: int = 30
     return out
 
 
+def carriers(model, oracle, x: np.ndarray, labels: np.ndarray, max_pairs: int = 300) -> dict[str, dict]:
+    """Per model attribute: oracle accuracy of transferring it alone, with all, and with all but it."""
+    from tfattr.data import synthetic
+
+    rng = np.random.default_rng(0)
+    names = list(model.schema.names)
+    out = {}
+    for name in names:
+        column = synthetic.SCHEMA.index(name)
+        y = labels[:, column]
+        pairs = [(i, rng.choice(np.flatnonzero(y != y[i]))) for i in range(len(x)) if (y != y[i]).any()][:max_pairs]
+        src, ref = np.array(pairs).T
+        out[name] = {"pairs": len(src)}
+        for key, moved in (("single", [name]), ("all", names), ("all_but", [n for n in names if n != name])):
+            if not moved:
+                continue
+            swapped = batched(lambda s, r, moved=moved: model.transfer_from_reference(s, r, moved), x[src], x[ref])
+            out[name][key] = round(float(np.mean(oracle.predict_labels(swapped)[:, column] == y[ref])), 3)
+    return out
+
+
 def main(argv):
     del argv
     from tfattr.data import synthetic
@@ -113,24 +138,30 @@ def main(argv):
     model, step, _ = loop.load_model_from_run(FLAGS.run_dir, FLAGS.checkpoint)
     images, labels = oracle_lib.render_labelled(0, FLAGS.split, 0, FLAGS.num, model.image_size)
     x = oracle_lib.uint8_to_signed(images)
-    rec = batched(model.reconstruct, x)
     oracle = oracle_lib.load_oracle()
-    real, recon = oracle_lib.accuracy(oracle, x, labels), oracle_lib.accuracy(oracle, rec, labels)
-    r3 = lambda d: {k: round(v, 3) for k, v in d.items()}  # noqa: E731
-    print(json.dumps({"run_dir": FLAGS.run_dir, "step": step, "reconstruction_l1": round(float(np.abs(rec - x).mean()), 4),
-                      "oracle_real": r3(real), "oracle_reconstruction": r3(recon)}))
-    cut = 2 * len(x) // 3
-    probe = {}
-    for part, code in latent_parts(model, x).items():
-        f = pooled(code)
-        probe[part] = {}
-        for a in model.schema:
-            y = labels[:, synthetic.SCHEMA.index(a.name)]
-            k = synthetic.SCHEMA[a.name].num_classes
-            probe[part][a.name] = round(ridge_probe_accuracy(f[:cut], y[:cut], f[cut:], y[cut:], k), 3)
-    print(json.dumps({"probe": probe}))
-    print(json.dumps({"judges": judges(model, oracle, x, labels)}))
-
+    sections = set(FLAGS.sections)
+    print(json.dumps({"run_dir": FLAGS.run_dir, "step": step}))
+    if "reconstruction" in sections:
+        rec = batched(model.reconstruct, x)
+        real, recon = oracle_lib.accuracy(oracle, x, labels), oracle_lib.accuracy(oracle, rec, labels)
+        r3 = lambda d: {k: round(v, 3) for k, v in d.items()}  # noqa: E731
+        print(json.dumps({"reconstruction_l1": round(float(np.abs(rec - x).mean()), 4),
+                          "oracle_real": r3(real), "oracle_reconstruction": r3(recon)}))
+    if "probe" in sections:
+        cut = 2 * len(x) // 3
+        probe = {}
+        for part, code in latent_parts(model, x).items():
+            f = pooled(code)
+            probe[part] = {}
+            for a in model.schema:
+                y = labels[:, synthetic.SCHEMA.index(a.name)]
+                k = synthetic.SCHEMA[a.name].num_classes
+                probe[part][a.name] = round(ridge_probe_accuracy(f[:cut], y[:cut], f[cut:], y[cut:], k), 3)
+        print(json.dumps({"probe": probe}))
+    if "judges" in sections:
+        print(json.dumps({"judges": judges(model, oracle, x, labels)}))
+    if "carriers" in sections:
+        print(json.dumps({"carriers": carriers(model, oracle, x, labels)}))
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("run_dir")
