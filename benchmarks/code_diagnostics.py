@@ -163,6 +163,7 @@ def main(argv):
     if "carriers" in sections:
         print(json.dumps({"carriers": carriers(model, oracle, x, labels)}))
 
+
 if __name__ == "__main__":
     flags.mark_flag_as_required("run_dir")
     app.run(main)

@@ -85,8 +85,8 @@ class Config:
     swap_probability: float = 0.5  # chance that each attribute in P (same labels) joins the subset A
     # "paper": the two strategies of "Attributes Swapping Strategy": S = A u N always swaps every
     # attribute whose labels differ together, so the decoder may read an attribute from any unit that
-    # travels with it. At 5,500 bench steps a Smiling-only swap moved the smile in 0.39 of faces,
-    # swapping every unit in 0.89, and swapping every unit but Smiling in 0.54: the smile sat in the
+    # travels with it. At 5,500 bench steps a Smiling-only swap moved the smile in 0.34 of faces,
+    # swapping every unit in 0.93, and swapping every unit but Smiling in 0.57: the smile sat in the
     # other units (benchmarks/RESULTS.md, session 16). "independent" (not in the paper): each
     # attribute joins S with probability `swap_probability` whether or not its labels differ, and
     # labels follow per attribute. The paper restricts S so that swapped labels stay observed
