@@ -85,6 +85,12 @@ def own_classifier_labels(model, images: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+def differing_pairs(y: np.ndarray, rng: np.random.Generator, max_pairs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sources, references): up to `max_pairs` faces in order, each with a random face of another label."""
+    pairs = [(i, rng.choice(np.flatnonzero(y != y[i]))) for i in range(len(y)) if (y != y[i]).any()][:max_pairs]
+    return tuple(np.array(pairs).T)
+
+
 def judges(model, oracle, x: np.ndarray, labels: np.ndarray, max_pairs: int = 300) -> dict[str, dict]:
     """Per model attribute: the own classifier's accuracy on `x`, and how often it and the oracle call
     a transfer from a reference with another label the reference's class (see the module docstring)."""
@@ -96,8 +102,7 @@ def judges(model, oracle, x: np.ndarray, labels: np.ndarray, max_pairs: int = 30
     for a in model.schema:
         column = synthetic.SCHEMA.index(a.name)
         y = labels[:, column]
-        pairs = [(i, rng.choice(np.flatnonzero(y != y[i]))) for i in range(len(x)) if (y != y[i]).any()][:max_pairs]
-        src, ref = np.array(pairs).T
+        src, ref = differing_pairs(y, rng, max_pairs)
         swapped = batched(lambda s, r: model.transfer_from_reference(s, r, [a.name]), x[src], x[ref])
         target = y[ref]
         own = own_classifier_labels(model, swapped)[a.name] == target
@@ -118,8 +123,7 @@ def carriers(model, oracle, x: np.ndarray, labels: np.ndarray, max_pairs: int = 
     for name in names:
         column = synthetic.SCHEMA.index(name)
         y = labels[:, column]
-        pairs = [(i, rng.choice(np.flatnonzero(y != y[i]))) for i in range(len(x)) if (y != y[i]).any()][:max_pairs]
-        src, ref = np.array(pairs).T
+        src, ref = differing_pairs(y, rng, max_pairs)
         out[name] = {"pairs": len(src)}
         for key, moved in (("single", [name]), ("all", names), ("all_but", [n for n in names if n != name])):
             if not moved:

@@ -303,11 +303,10 @@ class Model(base.AttributeTransferModel):
         ones; labels swap) or S = A (labels unchanged); with `swap_strategy="independent"` each
         attribute joins S on its own (see Config). One draw per pair, shared by both members."""
         b = tf.shape(y)[0]
-        differ = self._attribute_differs(y, tf.gather(y, perm))
-        first = differ[0::2]  # one row per pair
-        subset = tf.cast(tf.random.uniform(tf.shape(first)) < self.config.swap_probability, tf.float32)
+        subset = tf.cast(tf.random.uniform([b // 2, self.num_units]) < self.config.swap_probability, tf.float32)
         if self.config.swap_strategy == "independent":
             return tf.repeat(subset, 2, axis=0)
+        first = self._attribute_differs(y, tf.gather(y, perm))[0::2]  # one row per pair
         subset = subset * (1.0 - first)
         strategy = tf.cast(tf.random.uniform([b // 2, 1]) < 0.5, tf.float32)
         s = tf.maximum(subset, first * strategy)
