@@ -78,11 +78,9 @@ def own_classifier_labels(model, images: np.ndarray) -> dict[str, np.ndarray]:
         return {n: batched(lambda x, n=n: model.classifier(x, training=False)[n], images).argmax(-1)
                 for n in model.schema.names}
     flat = batched(lambda x: tf.reshape(model.discriminator(x, training=False)["cls"], [len(x), -1]), images)
-    out = {}
-    for a, (start, stop) in zip(model.schema, model.schema.column_slices):
-        logits = flat[:, start:stop]
-        out[a.name] = (logits[:, 0] > 0).astype(np.int64) if stop - start == 1 else logits.argmax(-1)
-    return out
+    # Sigmoid keeps each categorical slice's argmax and puts the binary threshold at 0.5 for decode().
+    classes = model.schema.decode(1.0 / (1.0 + np.exp(-flat.astype(np.float64))))
+    return {a.name: classes[:, i] for i, a in enumerate(model.schema)}
 
 
 def differing_pairs(y: np.ndarray, rng: np.random.Generator, max_pairs: int) -> tuple[np.ndarray, np.ndarray]:

@@ -34,11 +34,9 @@ IMAGE_SIZE = 64
 
 def accuracy_per_attribute(logits: np.ndarray, labels: np.ndarray, schema) -> dict[str, float]:
     """{attribute: accuracy} of head logits `[N, A]` against class indices `[N, G]` (`Schema` order)."""
-    out = {}
-    for i, (a, (start, stop)) in enumerate(zip(schema, schema.column_slices)):
-        pred = (logits[:, start] > 0).astype(np.int64) if stop - start == 1 else logits[:, start:stop].argmax(-1)
-        out[a.name] = round(float(np.mean(pred == labels[:, i])), 3)
-    return out
+    # Sigmoid keeps each categorical slice's argmax and puts the binary threshold at 0.5 for decode().
+    pred = schema.decode(1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64))))
+    return {a.name: round(float(np.mean(pred[:, i] == labels[:, i])), 3) for i, a in enumerate(schema)}
 
 
 def main(argv):
