@@ -29,6 +29,17 @@ def max_weight_change(before, after):
     return max(float(np.max(np.abs(a - b))) for a, b in zip(before, after))
 
 
+def relative_update_difference(before, after_a, after_b) -> float:
+    """||update_a - update_b|| / ||update_a|| over all weights: 0 for identical steps, 1 for a
+    doubled (or skipped) update. Multi-replica equivalence tests use it instead of an elementwise
+    bound: L1 and hinge losses have sign-discontinuous gradients, so float noise that differs
+    between kernels for 2 and 4 examples (oneDNN picks them per shape) flips single elements by a
+    full gradient step while the update as a whole agrees to ~1e-3."""
+    ua = np.concatenate([(a - b).ravel() for a, b in zip(after_a, before)])
+    ub = np.concatenate([(a - b).ravel() for a, b in zip(after_b, before)])
+    return float(np.linalg.norm(ua - ub) / np.linalg.norm(ua))
+
+
 def smooth_batch(batch_size=4, image_size=32, schema=SCHEMA, seed=0):
     """Like `random_batch` but with low-frequency images (blobs), which a tiny autoencoder can fit."""
     batch = random_batch(batch_size, image_size, schema, seed)

@@ -40,7 +40,8 @@ flags.DEFINE_string("out_dir", None, "Where metric files go (default: --run_dir)
 flag_util.define(flags.DEFINE_list, "attributes", None, "bench_swap: attributes to evaluate (default: all the model was trained on).")
 flags.DEFINE_integer("num_pairs", 500, "bench_swap: test pairs.", lower_bound=1)
 flag_util.define(flags.DEFINE_integer, "seed", 0, "Bench seed of the evaluation images.")
-flags.DEFINE_boolean("figures", True, "bench_swap: write swap grids and blend strips.")
+flags.DEFINE_boolean("figures", True, "Write figures on bench runs: swap grids and blend strips (bench_swap); "
+                     "transfer grids, segmentations and interpolations (two-domain models such as mask_transfer).")
 flags.DEFINE_string("inception_weights", None, "InceptionV3 no-top weights (.h5/.weights.h5) for FID/KID "
                     "(default: $TFATTR_INCEPTION_WEIGHTS or ~/.keras/models/<Keras file name>).")
 flags.DEFINE_string("cache_dir", DEFAULT_FEATURE_CACHE,
@@ -142,6 +143,11 @@ def main(argv):
         with open(os.path.join(out_dir, "metrics.md"), "w") as f:
             f.write(f"{meta['train']['model']} step {step}, {FLAGS.run_dir}, weights {meta['inference_weights']}\n\n{table}\n")
         print(table)
+    if FLAGS.figures and meta["train"]["dataset"] == "synthetic" and hasattr(model, "transfer_domains"):
+        from tfattr.metrics import figures as figures_lib
+
+        for p in figures_lib.write_content_transfer_figures(model, os.path.join(out_dir, "figures"), FLAGS.seed):
+            print(p)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The batch pipeline, against a tiny in-test `Source` (no dependency on the synthetic bench)."""
 
+import types
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -162,6 +164,22 @@ def test_two_domains():
     hb_batch = take(hb, 3)
     assert all(x["labels"][0, 0] == 1 for x in hb_batch)
     assert all(x["labels"][0, 0] in (0, 2) for x in take(ha, 6))
+    # value_a narrows domain A to one class (Mokady et al.'s blond vs black hair): brown is in neither.
+    ha, hb = pipeline.two_domains(TinySource(), "train", "Hair", "blond", image_size=4, batch_size=1,
+                                  value_a="black")
+    assert set(np.concatenate([x["index"] for x in take(ha, 12)])) == {0, 3, 6, 9}
+    assert set(np.concatenate([x["index"] for x in take(hb, 6)])) == {1, 7}
+    with pytest.raises(ValueError, match="Hair domains A and B are both 'blond'"):
+        pipeline.two_domains(TinySource(), "train", "Hair", "blond", image_size=4, batch_size=1, value_a="blond")
+
+    class Tabled(TinySource):  # a source exposing its label table, so empty domains fail up front
+        def table(self, split):
+            return types.SimpleNamespace(labels=LABELS[: self.n])
+
+    with pytest.raises(DataError, match="domain A \\(without\\) Hair=brown has no examples"):
+        pipeline.two_domains(Tabled(n=2), "train", "Hair", "blond", image_size=4, batch_size=1, value_a="brown")
+    with pytest.raises(DataError, match="domain B \\(with\\) Hair=brown has no examples"):
+        pipeline.two_domains(Tabled(n=2), "train", "Hair", "brown", image_size=4, batch_size=1)
     with pytest.raises(UnknownAttributeError, match="valid values: black, blond, brown"):
         pipeline.two_domains(TinySource(), "train", "Hair", "red", image_size=4, batch_size=1)
     with pytest.raises(ValueError, match="needs a value"):

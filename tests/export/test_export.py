@@ -67,7 +67,7 @@ def test_bad_inputs_are_rejected_with_the_input_named(exported, change, message)
 def test_wrong_image_size_is_rejected(exported):
     _, path = exported
     loaded = tf.saved_model.load(path)
-    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
+    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError), match="image.*dimension 1 must be 32"):
         loaded.signatures["reconstruct"](image=tf.zeros([1, SIZE + 4, SIZE + 4, 3]))
 
 

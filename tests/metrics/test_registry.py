@@ -138,6 +138,45 @@ def test_mokady_transfer_removal_and_iou(oracle, small):
     assert -1.0 <= cos["value"] <= 1.0 and cos["count"] == 8
 
 
+class HairCopier(ReferenceCopier):
+    """A two-domain model over one class pair of a categorical attribute, as mask_transfer declares
+    it: content = black hair (B), domain A = blond hair."""
+
+    TRANSFER_ATTRIBUTES = ("Hair_Color",)
+    transfer_domains = {"Hair_Color": ("black", "blond")}
+
+    def __init__(self, mask_value=None):
+        super().__init__(mask_value)
+        self.schema = synthetic.SCHEMA.select(["Hair_Color"])
+        self.sources = []
+
+    def transfer_from_reference(self, source, reference, names):
+        self.sources.append(np.asarray(source))
+        return super().transfer_from_reference(source, reference, names)
+
+
+def test_mokady_metrics_read_a_declared_categorical_domain(oracle, small):
+    h = synthetic.SCHEMA.index("Hair_Color")
+    black, blond = (synthetic.SCHEMA["Hair_Color"].value_index(v) for v in ("black", "blond"))
+    labels = synthetic.labels(synthetic.params_for(0, "test", np.arange(4000)))[:, h]
+    b = np.nonzero(labels == black)[0][:8]
+    truth = registry.BenchTestSet(0).masks(b, SIZE, "hair")
+    ctx = _ctx(HairCopier(mask_value=truth), oracle)
+    assert ctx.ops.domains == {"Hair_Color": ("black", "blond")}
+    iou = registry.calc_metric("mask_iou_8", ctx, small)[0]
+    assert iou["attribute"] == "Hair_Color" and iou["mask"] == "hair" and iou["value"] == pytest.approx(1.0)
+    # Transfer copies the reference: every b is black-haired, so the oracle reads black (not "class 1").
+    acc = registry.calc_metric("oracle_acc_transfer_8pairs", ctx, small)[0]
+    assert acc["value"] >= 0.75
+    # "remove" returns the input: black-haired faces stay black, so removal fails on (nearly) all.
+    removal = registry.calc_metric("oracle_acc_removal_8", ctx, small)[0]
+    xb = ctx.testset.images(b, SIZE)
+    assert removal["value"] == pytest.approx(np.mean(oracle.predict_labels(xb)[:, h] != black)) and removal["value"] <= 0.25
+    # The pairs' sources come from domain A only (blond), not from every non-black class.
+    sources = np.concatenate(ctx.ops.model.sources)
+    assert len(sources) == 8 and np.mean(oracle.predict_labels(sources)[:, h] == blond) >= 0.75
+
+
 def test_distribution_metrics_use_cached_real_features(oracle, small, tmp_path):
     class Extractor:
         identity = {"name": "pixel-stats"}

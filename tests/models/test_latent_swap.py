@@ -155,7 +155,7 @@ def test_overfits_one_batch():
 
 
 def test_two_replica_step_equals_single_device(two_cpu_strategy):
-    """One step on 2 replicas (2 examples each) moves the weights exactly as one step on 1 device.
+    """One step on 2 replicas (2 examples each) moves the weights as one step on 1 device.
 
     SGD, not Adam: Adam's first step is ~lr*sign(g), which float noise flips for near-zero
     gradients; SGD's update is linear in the gradient, so a doubled update (per-replica mean
@@ -182,7 +182,8 @@ def test_two_replica_step_equals_single_device(two_cpu_strategy):
     before, single_w, single_logs = one_step(tf.distribute.get_strategy())
     _, multi_w, multi_logs = one_step(two_cpu_strategy)
     assert testing.max_weight_change(before, single_w) > 1e-3  # the step did move the weights
-    assert testing.max_weight_change(single_w, multi_w) < 1e-6
+    # A doubled update (a batch mean inside train_step) differs by 1.0; float noise measured <= 5e-3.
+    assert testing.relative_update_difference(before, single_w, multi_w) < 5e-2
     for k in ("g/rec", "d/adv", "g/cls"):
         np.testing.assert_allclose(multi_logs[k], single_logs[k], rtol=1e-4, err_msg=k)
 

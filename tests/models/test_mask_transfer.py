@@ -128,7 +128,7 @@ def test_export_round_trip(model, tmp_path):
 
 
 def test_two_replica_step_equals_single_device(two_cpu_strategy):
-    """One step on 2 replicas (2 pairs each) moves the weights exactly as one step on 1 device
+    """One step on 2 replicas (2 pairs each) moves the weights as one step on 1 device
     (SGD: its update is linear in the gradient, so a doubled update would show). The train step
     draws nothing at random, and batch norm is synchronised across replicas."""
     batch = two_domain_batch(seed=9)
@@ -151,7 +151,8 @@ def test_two_replica_step_equals_single_device(two_cpu_strategy):
     before, single_w, single_logs = one_step(tf.distribute.get_strategy())
     _, multi_w, multi_logs = one_step(two_cpu_strategy)
     assert testing.max_weight_change(before, single_w) > 1e-3
-    assert testing.max_weight_change(single_w, multi_w) < 1e-5
+    # A doubled update (a batch mean inside train_step) differs by 1.0; float noise measured <= 5e-3.
+    assert testing.relative_update_difference(before, single_w, multi_w) < 5e-2
     for k in ("g/rec1_a", "g/rec2_b", "g/dc", "c/loss"):
         np.testing.assert_allclose(multi_logs[k], single_logs[k], rtol=1e-4, err_msg=k)
 
@@ -335,3 +336,32 @@ def test_confusion_target_sets_the_label_e_c_trains_both_domains_toward(target, 
     np.testing.assert_array_equal(np.sign(descent), expected)
     with pytest.raises(ValueError, match="confusion_target"):
         build(confusion_target="c")
+
+
+def test_transfer_domains_and_figures_use_the_declared_classes(tmp_path):
+    from PIL import Image
+
+    from tfattr.data import synthetic
+    from tfattr.metrics import figures
+    from tfattr.utils import image_grid
+
+    m = build(domain_attribute="Hair_Color", domain_value="black", domain_value_a="blond")
+    assert m.transfer_domains == {"Hair_Color": ("black", "blond")}
+    assert build().transfer_domains == {"Eyeglasses": ("yes", None)}
+    attr, ((xa, pa), (xb, pb)) = figures._domain_faces(m, 3, seed=0)
+    hair = synthetic.SCHEMA["Hair_Color"]
+    assert attr == "Hair_Color" and xa.shape == xb.shape == (3, SIZE, SIZE, 3)
+    assert list(pa["hair_color"]) == [hair.value_index("blond")] * 3
+    assert list(pb["hair_color"]) == [hair.value_index("black")] * 3
+    paths = figures.write_content_transfer_figures(m, str(tmp_path))
+    assert [p.rsplit("/", 1)[1] for p in paths] == ["transfer_grid.png", "segmentation.png", "interpolation.png"]
+    seg = np.asarray(Image.open(paths[1]))
+    assert seg.shape == (6 * (SIZE + 1) + 1, 5 * (SIZE + 1) + 1, 3)
+    # Row 0: the first black-haired test face, then the renderer's hair layer of that face.
+    _, (_, (xb6, pb6)) = figures._domain_faces(m, 6, seed=0)
+    tile = lambda r, c: seg[1 + r * (SIZE + 1):(r + 1) * (SIZE + 1), 1 + c * (SIZE + 1):(c + 1) * (SIZE + 1)]  # noqa: E731
+    np.testing.assert_array_equal(tile(0, 0), image_grid.to_uint8(xb6[0]))
+    truth = synthetic.render(pb6, SIZE, outputs=("masks",))["masks"]["hair"][0]
+    np.testing.assert_array_equal(tile(0, 1)[..., 0], np.clip(np.round(truth * 255), 0, 255).astype(np.uint8))
+    grid = np.asarray(Image.open(paths[0]))
+    assert grid.shape == (11 * (SIZE + 1) + 1, 6 * (SIZE + 1) + 1, 3)

@@ -277,13 +277,15 @@ def two_domains(
     batch_size: int,
     attributes=None,
     seed: int = 0,
+    value_a: str | None = None,
     **kwargs,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """Unpaired two-domain streams (CycleGAN-style set-ups): A = without `attribute`, B = with it.
 
     Domain B holds the examples whose `attribute` label equals `value`; domain A holds the other
-    *labelled* examples (unlabelled ones are in neither). The streams are shuffled independently
-    (seeds `seed` and `seed + 1`).
+    *labelled* examples (unlabelled ones are in neither), or only those whose label equals
+    `value_a` when it is given (e.g. Hair_Color black against blond, Mokady et al. 2020 Sec. 4).
+    The streams are shuffled independently (seeds `seed` and `seed + 1`).
 
     Args:
       source: any `Source`.
@@ -294,6 +296,7 @@ def two_domains(
       batch_size: examples per batch.
       attributes: attribute columns to keep in the batches (None = all).
       seed: seed of domain A; domain B uses `seed + 1`.
+      value_a: class name defining domain A; None = every labelled class but `value`.
       **kwargs: further `make_batches` keywords.
 
     Returns:
@@ -311,6 +314,9 @@ def two_domains(
                              f"valid values: {', '.join(attr.values)}")
         value = "yes"
     v = attr.value_index(value)
+    if value_a is not None and attr.value_index(value_a) == v:
+        raise ValueError(f"two_domains: {attribute} domains A and B are both {value!r}")
+    va = None if value_a is None else attr.value_index(value_a)
     col = source.schema.index(attribute)
 
     def in_b(ex):
@@ -318,12 +324,15 @@ def two_domains(
 
     def in_a(ex):
         label = ex["labels"][col]
-        return (label >= 0) & tf.not_equal(label, v)
+        return (label >= 0) & tf.not_equal(label, v) if va is None else tf.equal(label, va)
 
-    for name, count in (("A (without)", _count_where(source, split, lambda l: (l[:, col] >= 0) & (l[:, col] != v))),
-                        ("B (with)", _count_where(source, split, lambda l: l[:, col] == v))):
+    def a_rows(labels):
+        return (labels[:, col] >= 0) & (labels[:, col] != v) if va is None else labels[:, col] == va
+
+    for name, shown, count in (("A (without)", value_a or f"not {value}", _count_where(source, split, a_rows)),
+                               ("B (with)", value, _count_where(source, split, lambda l: l[:, col] == v))):
         if count == 0:
-            raise DataError(f"{source.name}/{split}: domain {name} {attribute}={value} has no examples")
+            raise DataError(f"{source.name}/{split}: domain {name} {attribute}={shown} has no examples")
     common = dict(image_size=image_size, batch_size=batch_size, attributes=attributes, **kwargs)
     domain_a, _ = make_batches(source, split, seed=seed, where=in_a, **common)
     domain_b, _ = make_batches(source, split, seed=seed + 1, where=in_b, **common)

@@ -2,8 +2,8 @@
 
 Each signature comes from `model.signatures()`: a function of named tensors returning a dict of
 named outputs, plus its `tf.TensorSpec`s. The exported function checks at run time what the spec
-cannot express (non-empty batch, equal batch sizes across inputs, images in [-1, 1], weights in
-[0, 1]) and fails with INVALID_ARGUMENT naming the input, so a server rejects the request and
+cannot express or does not enforce (each fixed dimension, non-empty batch, equal batch sizes
+across inputs, images in [-1, 1], weights in [0, 1]) and fails with INVALID_ARGUMENT naming the input, so a server rejects the request and
 keeps serving. The version directory is written under a temporary name and renamed into place,
 because TF Serving loads any numbered directory it sees, even a half-written one.
 """
@@ -32,6 +32,13 @@ def _validate(kwargs: dict, specs: dict) -> list:
             batch, first = n, name
         else:
             checks.append(tf.debugging.assert_equal(n, batch, message=f"input '{name}': batch size differs from '{first}'"))
+        # A signature's own shape check is not enforced on every path (TF Serving feeds the graph,
+        # and a loaded signature accepted a 36x36 image for a 32x32 spec), where the first
+        # convolution would fail with an opaque error or abort: check each fixed dimension here.
+        for axis, size in enumerate(specs[name].shape):
+            if axis > 0 and size is not None:
+                checks.append(tf.debugging.assert_equal(
+                    tf.shape(value)[axis], size, message=f"input '{name}': dimension {axis} must be {size}"))
         checks.append(tf.debugging.assert_all_finite(value, message=f"input '{name}': NaN or Inf"))
         if "image" in name:
             lo, hi = -1.0, 1.0

@@ -1,5 +1,6 @@
-"""Qualitative figures on held-out bench faces: swap grids (Zhang et al. 2019, Fig. 3) and blend
-strips (Fig. 4)."""
+"""Qualitative figures on held-out bench faces: swap grids (Zhang et al. 2019, Fig. 3), blend
+strips (Fig. 4), and for two-domain content transfer (Mokady et al. 2020) transfer grids (Fig. 3),
+segmentations (Fig. 8) and separate-code interpolations (Fig. 4)."""
 
 from __future__ import annotations
 
@@ -63,3 +64,82 @@ def _differing_pairs(attr, seed, count=3):
     g = synthetic.SCHEMA.index(attr)
     pairs = [(i, i + 1) for i in range(0, 199, 2) if labels[i, g] != labels[i + 1, g]]
     return tuple(pairs[:count])
+
+
+# ---- two-domain content transfer (Mokady et al. 2020) ---------------------------------------------
+def _domain_faces(model, n: int, seed: int):
+    """The first `n` held-out bench faces of domain A and of domain B of `model.transfer_domains`,
+    as float images in [-1, 1], with their parameters (for the renderer's true masks)."""
+    (attr, (value_b, value_a)), = model.transfer_domains.items()
+    a = synthetic.SCHEMA[attr]
+    pool = np.arange(max(400, 40 * n))
+    params = synthetic.params_for(seed, "test", pool)
+    labels = synthetic.labels(params)[:, synthetic.SCHEMA.index(attr)]
+    vb = a.value_index(value_b)
+    in_a = labels != vb if value_a is None else labels == a.value_index(value_a)
+    out = []
+    for idx in (np.nonzero(in_a)[0][:n], np.nonzero(labels == vb)[0][:n]):
+        sub = {k: v[idx] for k, v in params.items()}
+        out.append((synthetic.render(sub, model.image_size)["image"] / 127.5 - 1.0, sub))
+    return attr, out
+
+
+def _mask_tiles(mask) -> list[np.ndarray]:
+    m = np.asarray(mask, np.float32)
+    m = m[..., 0] if m.ndim == 4 else m
+    return list(np.repeat(np.clip(np.round(m * 255.0), 0, 255).astype(np.uint8)[..., None], 3, -1))
+
+
+def content_transfer_grid(model, n: int = 5, seed: int = 0) -> np.ndarray:
+    """Mokady et al. Fig. 3: top row domain-B guides b, left column domain-A sources a; each cell
+    z(a, b) with its mask m(a, b) in the row beneath."""
+    _, ((xa, _), (xb, _)) = _domain_faces(model, n, seed)
+    src = tf.constant(np.repeat(xa, n, 0), tf.float32)
+    guide = tf.constant(np.tile(xb, [n, 1, 1, 1]), tf.float32)
+    z, m = model.transfer(src, guide)
+    z, m = image_grid.to_uint8(z.numpy()), _mask_tiles(m.numpy())
+    tiles = [None] + list(image_grid.to_uint8(xb))
+    for r in range(n):
+        tiles += [image_grid.to_uint8(xa[r])] + list(z[r * n:(r + 1) * n])
+        tiles += [None] + m[r * n:(r + 1) * n]
+    return image_grid.grid(tiles, 2 * n + 1, n + 1)
+
+
+def segmentation_strip(model, n: int = 6, seed: int = 0) -> np.ndarray:
+    """Mokady et al. Fig. 8, one row per domain-B face: b, the renderer's true layer, the soft mask
+    m(b, b), the binarised mask, and the removal result."""
+    attr, (_, (xb, params)) = _domain_faces(model, n, seed)
+    truth = synthetic.render(params, model.image_size, outputs=("masks",))["masks"][synthetic.ATTRIBUTE_MASKS[attr]]
+    x = tf.constant(xb, tf.float32)
+    soft, binary = model.segment(x)
+    removed, _ = model.remove(x)
+    cols = [list(image_grid.to_uint8(xb)), _mask_tiles(truth), _mask_tiles(soft.numpy()), _mask_tiles(binary.numpy()),
+            list(image_grid.to_uint8(removed.numpy()))]
+    return image_grid.grid([c[r] for r in range(n) for c in cols], n, len(cols))
+
+
+def interpolation_strip(model, steps: int = 6, seed: int = 0) -> np.ndarray:
+    """Mokady et al. Fig. 4: source a fixed, E_s interpolated from E_s(b1) to E_s(b2); rows: two
+    sources' images, each followed by its masks; b1 and b2 at the ends."""
+    _, ((xa, _), (xb, _)) = _domain_faces(model, 2, seed)
+    alpha = tf.linspace(0.0, 1.0, steps)
+    tiles = []
+    for r in range(2):
+        a = tf.constant(np.repeat(xa[r:r + 1], steps, 0), tf.float32)
+        z, m = model.interpolate(a, tf.constant(np.repeat(xb[:1], steps, 0), tf.float32),
+                                 tf.constant(np.repeat(xb[1:2], steps, 0), tf.float32), alpha)
+        ends = image_grid.to_uint8(xb[:2])
+        tiles += [ends[0]] + list(image_grid.to_uint8(z.numpy())) + [ends[1]]
+        tiles += [image_grid.to_uint8(xa[r])] + _mask_tiles(m.numpy()) + [None]
+    return image_grid.grid(tiles, 4, steps + 2)
+
+
+def write_content_transfer_figures(model, out_dir: str, seed: int = 0) -> list[str]:
+    """transfer_grid.png (Fig. 3), segmentation.png (Fig. 8), interpolation.png (Fig. 4)."""
+    paths = []
+    for name, fig in (("transfer_grid", content_transfer_grid), ("segmentation", segmentation_strip),
+                      ("interpolation", interpolation_strip)):
+        p = os.path.join(out_dir, f"{name}.png")
+        image_grid.save_png(p, fig(model, seed=seed))
+        paths.append(p)
+    return paths

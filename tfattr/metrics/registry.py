@@ -67,6 +67,8 @@ class Operations:
     Attributes:
       supported: frozenset of operation names.
       transfer_attributes: attribute names reference transfer accepts.
+      domains: `{attribute: (class of domain B, class of domain A or None = every other class)}` the
+        model declares as `transfer_domains` (two-domain models); empty otherwise.
       schema: the model's attribute schema; image_size: its input side.
     """
 
@@ -86,6 +88,10 @@ class Operations:
                                              if "reference_transfer" in declared else ())
         else:
             self.supported, self.transfer_attributes = self._probe()
+        # {attribute: (class of domain B, class of domain A or None)} for two-domain models whose
+        # "content" is one class of an attribute (mask_transfer's `transfer_domains`); binary
+        # attributes default to yes / no.
+        self.domains = dict(getattr(model, "transfer_domains", None) or {})
 
     def _probe(self):
         import tensorflow as tf
@@ -771,29 +777,47 @@ def add_oldfield_metrics(registry: Registry, suffix: str, num_neutral: int, num_
     del n
 
 
-def _binary_editable(ctx) -> list[str]:
-    return [a for a in editable(ctx) if a in ctx.testset.schema.names and ctx.testset.schema[a].binary]
+def _domain(ctx, attr: str) -> tuple[int, int | None] | None:
+    """(class index of domain B, of domain A or None = every other class) for `attr`: the model's
+    declared domain, else yes / no for a binary attribute, else None (no two-domain reading)."""
+    if attr not in ctx.testset.schema.names:
+        return None
+    a = ctx.testset.schema[attr]
+    if attr in ctx.ops.domains:
+        value_b, value_a = ctx.ops.domains[attr]
+        return a.value_index(value_b), None if value_a is None else a.value_index(value_a)
+    return (a.value_index("yes"), a.value_index("no")) if a.binary else None
+
+
+def _domain_editable(ctx) -> list[str]:
+    return [a for a in editable(ctx) if _domain(ctx, a) is not None]
 
 
 def add_mokady_metrics(registry: Registry, suffix_pairs: str, num_pairs: int, suffix_b: str, num_b: int,
                        kid_real: int = 1000):
-    """Seed 003, per binary attribute the model edits (A = without, B = with)."""
+    """Seed 003, per attribute the model edits with a two-domain reading: A = without, B = with for
+    a binary attribute, or the classes the model declares (`Operations.domains`, e.g. Hair_Color
+    blond / black); the oracle's "has the content" is "reads domain B's class"."""
     pool = np.arange(max(4000, 8 * num_pairs, 8 * num_b))
 
     def domain_labels(ctx, attr):
-        return ctx.testset.labels(pool)[:, ctx.testset.schema.index(attr)]
+        """1 = domain B, 0 = domain A, -1 = neither, for the test faces in `pool`."""
+        labels = ctx.testset.labels(pool)[:, ctx.testset.schema.index(attr)]
+        value_b, value_a = _domain(ctx, attr)
+        in_a = (labels >= 0) & (labels != value_b) if value_a is None else labels == value_a
+        return np.where(labels == value_b, 1, np.where(in_a, 0, -1))
 
     def transfers(ctx):
         def compute():
             if not ctx.ops.has("reference_transfer"):
                 raise NotApplicable("needs reference_transfer")
             out = {}
-            for attr in _binary_editable(ctx):
+            for attr in _domain_editable(ctx):
                 a, b = protocols.mokady2020_pairs(domain_labels(ctx, attr), num_pairs, seed=ctx.seed)
                 xa = ctx.testset.images(a, ctx.ops.image_size)
                 out[attr] = (a, xa, ctx.ops.transfer(xa, ctx.testset.images(b, ctx.ops.image_size), [attr]))
             if not out:
-                raise NotApplicable("the model transfers no binary attribute")
+                raise NotApplicable("the model transfers no binary attribute and declares no domain")
             return out
 
         return ctx.memo(("mokady", num_pairs), compute)
@@ -802,7 +826,7 @@ def add_mokady_metrics(registry: Registry, suffix_pairs: str, num_pairs: int, su
         recs = []
         for attr, (_, _, z) in transfers(ctx).items():
             pred = ctx.oracle.predict_labels(z)[:, synthetic.SCHEMA.index(attr)]
-            recs.append(_summary(pred == 1, attribute=attr))
+            recs.append(_summary(pred == _domain(ctx, attr)[0], attribute=attr))
         return recs
 
     def ident(ctx):
@@ -826,23 +850,31 @@ def add_mokady_metrics(registry: Registry, suffix_pairs: str, num_pairs: int, su
 
     def removal(ctx):
         recs = []
-        for attr in _binary_editable(ctx) or list(ctx.ops.transfer_attributes):
+        attrs = _domain_editable(ctx) or [a for a in ctx.ops.transfer_attributes if _domain(ctx, a) is not None]
+        if not attrs:
+            raise NotApplicable("the model edits no binary attribute and declares no domain")
+        for attr in attrs:
+            value_b, value_a = _domain(ctx, attr)
             labels = domain_labels(ctx, attr)
             b = protocols.mokady2020_domain_b(labels, num_b)
             xb = ctx.testset.images(b, ctx.ops.image_size)
             if ctx.ops.has("removal") and list(ctx.ops.transfer_attributes) == [attr]:
                 out, via = ctx.ops.remove(xb), "remove"
             else:
-                out = edit_to_class(ctx, b, attr, np.zeros(len(b), np.int64), pool)
+                # An editor without removal is asked for domain A's class (the first other class
+                # when A is "every other class").
+                target = value_a if value_a is not None else next(
+                    i for i in range(len(ctx.testset.schema[attr].values)) if i != value_b)
+                out = edit_to_class(ctx, b, attr, np.full(len(b), target, np.int64), pool)
                 via = "translate" if ctx.ops.has("label_translation") else "reference_transfer"
             pred = ctx.oracle.predict_labels(out)[:, synthetic.SCHEMA.index(attr)]
-            recs.append(_summary(pred == 0, attribute=attr, via=via))
+            recs.append(_summary(pred != value_b, attribute=attr, via=via))
         return recs
 
     def iou(ctx):
         recs = []
         for attr in ctx.ops.transfer_attributes:
-            if attr not in synthetic.ATTRIBUTE_MASKS:
+            if attr not in synthetic.ATTRIBUTE_MASKS or _domain(ctx, attr) is None:
                 continue
             b = protocols.mokady2020_domain_b(domain_labels(ctx, attr), num_b)
             soft = ctx.ops.segment(ctx.testset.images(b, ctx.ops.image_size))
@@ -853,10 +885,10 @@ def add_mokady_metrics(registry: Registry, suffix_pairs: str, num_pairs: int, su
             raise NotApplicable("no transferred attribute has a bench mask")
         return recs
 
-    acc.__doc__ = f"Oracle: fraction of {num_pairs} a<-b transfers showing the attribute (bench)."
+    acc.__doc__ = f"Oracle: fraction of {num_pairs} a<-b transfers showing domain B's class (bench)."
     ident.__doc__ = f"Identity cosine between a and its {num_pairs} transfers (identity network)."
     kid.__doc__ = f"KID x1 (gamma=0.01, Mokady Table 1) of {num_pairs} transfers vs {kid_real} domain-A test images."
-    removal.__doc__ = f"Oracle: fraction of {num_b} domain-B test images without the attribute after removal."
+    removal.__doc__ = f"Oracle: fraction of {num_b} domain-B test images no longer of B's class after removal."
     iou.__doc__ = f"IoU of the model's masks on {num_b} domain-B test images vs the bench layer mask."
     registry.register_metric(f"oracle_acc_transfer_{suffix_pairs}", protocol="mokady2020", bench_only=True,
                              requires=("reference_transfer",))(acc)

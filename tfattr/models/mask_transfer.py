@@ -48,9 +48,12 @@ class Config:
     """
 
     # Domain B = examples whose `domain_attribute` equals `domain_value` (None: "yes" of a binary
-    # attribute); domain A = the other labelled examples (Sec. 4, "Guided Content Transfer").
+    # attribute); domain A = the other labelled examples (Sec. 4, "Guided Content Transfer"), or only
+    # those equal to `domain_value_a`. Sec. 4's hair segmentation pairs two classes of one attribute:
+    # women with blond hair (A) against black hair (B); on the bench, Hair_Color black vs blond.
     domain_attribute: str = "Eyeglasses"
     domain_value: str | None = None
+    domain_value_a: str | None = None
     base_width: int = 32  # App. A: d32, d64, ... (u32 last hidden deconv)
     # App. A: 6 stride-2 blocks at 128 px (a 2x2 code). Fewer blocks keep a 2x2 code at 64 px; the
     # blocks dropped are the highest-resolution ones (first of each encoder, last of each decoder).
@@ -299,6 +302,13 @@ class Model(base.AttributeTransferModel):
         """Removes this domain's content from `image_b`, then adds the guide's (App. F, facial hair swap)."""
         removed, _ = self.remove(image_b)
         return self.transfer(removed, guide_image)
+
+    @property
+    def transfer_domains(self) -> dict[str, tuple[str, str | None]]:
+        """{attribute: (class of domain B, class of domain A or None = every other class)}: what
+        "has the content" means for evaluation (`tfattr.metrics.registry`)."""
+        c = self.config
+        return {c.domain_attribute: (c.domain_value or "yes", c.domain_value_a)}
 
     def _check_names(self, attribute_names):
         names = [attribute_names] if isinstance(attribute_names, str) else list(attribute_names)

@@ -71,7 +71,8 @@ def load_data(config: config_lib.TrainConfig, split: str, batch_size: int, seed:
             return stream, source.schema.select(parse_names(config.attributes))
         domain_a, domain_b = pipeline.two_domains(
             source, split, model_config.domain_attribute, model_config.domain_value, image_size=config.image_size,
-            batch_size=batch_size, attributes=config.attributes, shuffle=shuffle, repeat=repeat, flip=flip, seed=seed)
+            batch_size=batch_size, attributes=config.attributes, shuffle=shuffle, repeat=repeat, flip=flip, seed=seed,
+            value_a=getattr(model_config, "domain_value_a", None))
         return pipeline.pairs(domain_a, domain_b), source.schema.select(parse_names(config.attributes))
     if getattr(module.Model, "DATA", "single") == "labelled_mix" and split == "train":
         from tfattr.data import semi_supervised
