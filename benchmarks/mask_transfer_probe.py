@@ -4,7 +4,7 @@
         --hparams=base_width=16,num_blocks=4,sep=96,decoder_activation=lrelu,lr=5e-4,lr_c=5e-4 \
         --steps=1250 --every=250 [--attribute=Eyeglasses] [--save=weights.h5]
 
-Renders `--num_train` bench training faces once (cached as .npz under --cache_dir), trains with
+Renders `--num_train` bench training faces once (the bench source's .npy cache under --cache_dir), trains with
 `tf.function(model.train_step, jit_compile=True)` on random A/B batches (horizontal flips), and
 every `--every` steps prints one JSON line on the Mokady et al. 2020 protocol (seed 003 pairs of the
 bench test split, `tfattr.metrics.protocols`):
@@ -79,16 +79,10 @@ def main():
         in_a = labels != value_b if value_a is None else labels == value_a
         return np.where(labels == value_b, 1, np.where(in_a, 0, -1))
 
-    os.makedirs(args.cache_dir, exist_ok=True)
-    cache = os.path.join(args.cache_dir, f"train{args.num_train}_seed{args.seed}_{S.RENDERER_VERSION}.npz")
-    if not os.path.exists(cache):
-        params = S.params_for(args.seed, "train", np.arange(args.num_train))
-        images = np.concatenate([S.render({k: v[i:i + 256] for k, v in params.items()}, size)["image"]
-                                 for i in range(0, args.num_train, 256)])
-        np.savez(cache, image=images, labels=S.labels(params))
-    data = np.load(cache)
-    domain = domain_of(data["labels"][:, col])
-    train_a, train_b = data["image"][domain == 0], data["image"][domain == 1]
+    images, train_labels, _ = S.SyntheticSource(size, args.seed, num_train=args.num_train,
+                                                cache_dir=args.cache_dir).arrays("train")
+    domain = domain_of(np.asarray(train_labels)[:, col])
+    train_a, train_b = images[domain == 0], images[domain == 1]
 
     pool = np.arange(4000)
     test = S.params_for(args.seed, "test", pool)

@@ -205,6 +205,12 @@ def test_registered_source_yields_the_documented_dict(tmp_path, use_cache):
         np.testing.assert_array_equal(again[4]["image"], examples[4]["image"])
     with pytest.raises(base.DataError, match="valid splits"):
         src.examples("dev")
+    images, labels, identities = src.arrays("validation")  # whole split at once, cached or not
+    assert images.shape == (5, 32, 32, 3) and images.dtype == np.uint8 and identities.shape == (5,)
+    np.testing.assert_array_equal(images, synthetic.render(p, 32)["image"])
+    np.testing.assert_array_equal(labels, synthetic.labels(p))
+    with pytest.raises(base.DataError, match="valid splits"):
+        src.arrays("dev")
 
 
 def test_tfds_builder_round_trip(tmp_path):

@@ -1082,6 +1082,16 @@ class SyntheticSource(Source):
                 os.replace(tmp[k], paths[k])
         return tuple(np.load(paths[k], mmap_mode="r") for k in ("image", "labels", "identity"))
 
+    def arrays(self, split: str):
+        """A whole split as numpy arrays `(images uint8 [N,S,S,3], labels int32 [N,A], identities
+        int32 [N])`: memory maps of the disk cache when `cache_dir` is set (rendered once), else
+        rendered in memory. For scripts that sample their own batches (benchmarks' probes)."""
+        self.check_split(split)
+        if self.cache_dir:
+            return self._cached_arrays(split)
+        chunks = list(self.numpy_chunks(split))
+        return tuple(np.concatenate([c[k] for c in chunks]) for k in ("image", "labels", "identity"))
+
     def numpy_chunks(self, split: str):
         """Yields dicts of batched numpy arrays (chunks of up to 128 examples, in index order)."""
         self.check_split(split)
