@@ -66,6 +66,7 @@ def main():
     from tfattr import config as config_lib
     from tfattr import models
     from tfattr.data import synthetic as S
+    from tfattr.data.attributes import domain_membership
     from tfattr.metrics import oracle as oracle_lib
     from tfattr.metrics import protocols, segmentation
 
@@ -74,10 +75,8 @@ def main():
     value_b = values.index(args.value or "yes")
     value_a = None if args.value_a is None else values.index(args.value_a)
 
-    def domain_of(labels):
-        """1 = domain B, 0 = domain A, -1 = neither (a third class when --value_a is given)."""
-        in_a = labels != value_b if value_a is None else labels == value_a
-        return np.where(labels == value_b, 1, np.where(in_a, 0, -1))
+    def domain_of(labels):  # 1 = domain B, 0 = domain A, -1 = neither (a third class when --value_a is given)
+        return domain_membership(labels, value_b, value_a)
 
     images, train_labels, _ = S.SyntheticSource(size, args.seed, num_train=args.num_train,
                                                 cache_dir=args.cache_dir).arrays("train")

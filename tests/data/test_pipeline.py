@@ -186,6 +186,12 @@ def test_two_domains():
         pipeline.two_domains(TinySource(), "train", "Hair", image_size=4, batch_size=1)
 
 
+def test_domain_membership_matches_two_domains_reading():
+    hair = LABELS[:, 1]  # black 0, blond 1, brown 2, one unlabelled (-1) at index 4
+    np.testing.assert_array_equal(attr_lib.domain_membership(hair, 1), [0, 1, 0, 0, -1, 0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(attr_lib.domain_membership(hair, 1, 0), [0, 1, -1, 0, -1, -1, 0, 1, -1, 0])
+
+
 def test_load_uses_registry_and_passes_image_size(monkeypatch):
     seen = {}
 

@@ -201,6 +201,15 @@ class Schema:
         return cls(tuple(Attribute(d["name"], tuple(d["values"])) for d in items))
 
 
+def domain_membership(labels, value_b: int, value_a: int | None = None) -> np.ndarray:
+    """Two-domain reading of one attribute's class indices (-1 = unlabelled), as in
+    `pipeline.two_domains`: 1 = domain B (`value_b`), 0 = domain A (`value_a`, or every other
+    labelled class when None), -1 = neither."""
+    labels = np.asarray(labels)
+    in_a = (labels >= 0) & (labels != value_b) if value_a is None else labels == value_a
+    return np.where(labels == value_b, 1, np.where(in_a, 0, -1))
+
+
 def parse_names(text: str | Sequence[str] | None) -> list[str] | None:
     """"A,B , C" or ["A", "B"] -> ["A", "B", "C"]; empty or None -> None (all attributes)."""
     if text is None:

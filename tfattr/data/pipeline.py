@@ -23,7 +23,7 @@ from typing import Callable
 import tensorflow as tf
 
 from tfattr.data import transforms
-from tfattr.data.attributes import Schema, parse_names
+from tfattr.data.attributes import Schema, domain_membership, parse_names
 from tfattr.data.base import DataError, Source, get_source
 
 DEFAULT_SHUFFLE_BUFFER = 2048
@@ -326,11 +326,11 @@ def two_domains(
         label = ex["labels"][col]
         return (label >= 0) & tf.not_equal(label, v) if va is None else tf.equal(label, va)
 
-    def a_rows(labels):
-        return (labels[:, col] >= 0) & (labels[:, col] != v) if va is None else labels[:, col] == va
+    def rows_in(domain):
+        return lambda labels: domain_membership(labels[:, col], v, va) == domain
 
-    for name, shown, count in (("A (without)", value_a or f"not {value}", _count_where(source, split, a_rows)),
-                               ("B (with)", value, _count_where(source, split, lambda l: l[:, col] == v))):
+    for name, shown, count in (("A (without)", value_a or f"not {value}", _count_where(source, split, rows_in(0))),
+                               ("B (with)", value, _count_where(source, split, rows_in(1)))):
         if count == 0:
             raise DataError(f"{source.name}/{split}: domain {name} {attribute}={shown} has no examples")
     common = dict(image_size=image_size, batch_size=batch_size, attributes=attributes, **kwargs)

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfattr.data import synthetic
+from tfattr.data.attributes import domain_membership
 from tfattr.utils import image_grid
 
 
@@ -74,11 +75,10 @@ def _domain_faces(model, n: int, seed: int):
     a = synthetic.SCHEMA[attr]
     pool = np.arange(max(400, 40 * n))
     params = synthetic.params_for(seed, "test", pool)
-    labels = synthetic.labels(params)[:, synthetic.SCHEMA.index(attr)]
-    vb = a.value_index(value_b)
-    in_a = labels != vb if value_a is None else labels == a.value_index(value_a)
+    domain = domain_membership(synthetic.labels(params)[:, synthetic.SCHEMA.index(attr)], a.value_index(value_b),
+                               None if value_a is None else a.value_index(value_a))
     out = []
-    for idx in (np.nonzero(in_a)[0][:n], np.nonzero(labels == vb)[0][:n]):
+    for idx in (np.nonzero(domain == 0)[0][:n], np.nonzero(domain == 1)[0][:n]):
         sub = {k: v[idx] for k, v in params.items()}
         out.append((synthetic.render(sub, model.image_size)["image"] / 127.5 - 1.0, sub))
     return attr, out

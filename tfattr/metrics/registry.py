@@ -30,6 +30,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from tfattr.data import synthetic
+from tfattr.data.attributes import domain_membership
 from tfattr.metrics import disentanglement, frechet, identity, protocols, segmentation
 
 OPERATIONS = ("reference_transfer", "label_translation", "mask", "removal", "generation", "latent_posteriors",
@@ -802,10 +803,7 @@ def add_mokady_metrics(registry: Registry, suffix_pairs: str, num_pairs: int, su
 
     def domain_labels(ctx, attr):
         """1 = domain B, 0 = domain A, -1 = neither, for the test faces in `pool`."""
-        labels = ctx.testset.labels(pool)[:, ctx.testset.schema.index(attr)]
-        value_b, value_a = _domain(ctx, attr)
-        in_a = (labels >= 0) & (labels != value_b) if value_a is None else labels == value_a
-        return np.where(labels == value_b, 1, np.where(in_a, 0, -1))
+        return domain_membership(ctx.testset.labels(pool)[:, ctx.testset.schema.index(attr)], *_domain(ctx, attr))
 
     def transfers(ctx):
         def compute():
@@ -850,7 +848,7 @@ def add_mokady_metrics(registry: Registry, suffix_pairs: str, num_pairs: int, su
 
     def removal(ctx):
         recs = []
-        attrs = _domain_editable(ctx) or [a for a in ctx.ops.transfer_attributes if _domain(ctx, a) is not None]
+        attrs = _domain_editable(ctx)
         if not attrs:
             raise NotApplicable("the model edits no binary attribute and declares no domain")
         for attr in attrs:
