@@ -1,8 +1,9 @@
 """Convolution blocks shared by the models. Each helper builds layers for the functional API.
 
 `norm` is one of "batch" (synchronised across replicas, so a multi-replica step equals a
-single-device step), "instance" (`GroupNormalization(groups=-1)`), or "none"; `spectral=True` wraps
-the convolution in `keras.layers.SpectralNormalization`.
+single-device step), "instance" (`GroupNormalization(groups=-1)`), or "none"; `spectral=True` makes
+the convolution a `spectral.SpectralConv2D` (Miyato et al.'s normalisation, gradient through sigma;
+not available for transposed convolutions).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import keras
 from keras import layers
 
 from tfattr.layers.conv_transpose import MatmulConv2DTranspose
+from tfattr.layers.spectral import SpectralConv2D
 
 
 def normalization(norm: str, name: str | None = None):
@@ -25,10 +27,11 @@ def normalization(norm: str, name: str | None = None):
 
 
 def conv(filters, kernel, strides=1, spectral=False, use_bias=True, transpose=False, name=None, padding="same"):
-    cls = MatmulConv2DTranspose if transpose else layers.Conv2D
-    layer = cls(filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
-                kernel_initializer=keras.initializers.HeNormal(), name=name)
-    return layers.SpectralNormalization(layer, name=None if name is None else name + "_sn") if spectral else layer
+    if spectral and transpose:
+        raise ValueError("blocks.conv: spectral normalisation is implemented for Conv2D only, not transposed convolutions")
+    cls = MatmulConv2DTranspose if transpose else SpectralConv2D if spectral else layers.Conv2D
+    return cls(filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
+               kernel_initializer=keras.initializers.HeNormal(), name=name)
 
 
 def conv_norm_act(x, filters, kernel, strides=1, norm="batch", activation="relu", spectral=False,

@@ -40,8 +40,12 @@ class Config:
     num_res_blocks: int = 6  # "six residue blocks", split evenly between Enc and Dec
     d_width: int = 64
     d_max_width: int = 2048
-    # "Spectral Normalization Layers ... are applied" (Implementation Details); off trains the
-    # discriminator's classifier much faster on small CPU runs (see benchmarks/RESULTS.md).
+    # "Spectral Normalization Layers ... are applied" (Implementation Details), with Eq. 1's gradient
+    # penalty. Off in the bench demo: there the spectrally normalised D (Miyato et al.'s, gradient
+    # through sigma: `tfattr.layers.spectral`) freezes by ~250 steps at 64 px, lambda_gp 10, lr 1e-3:
+    # each of its five stride-2 layers passes on a half to a twentieth of its input's magnitude, the
+    # biases take over, and D's output stops depending on the image (hinge loss exactly 2, penalty
+    # exactly 1; benchmarks/RESULTS.md, session 19). Without it D's classifier also learns much faster.
     d_spectral_norm: bool = True
     d_layers: int = 0  # 0: log2(image_size) - 1 stride-2 convs, i.e. 6 at 128 px as in StarGAN's PatchGAN
     lambda_cls: float = 0.1
