@@ -18,6 +18,10 @@ Prints, on the first `num` bench faces of `split` (64 px models trained on the s
   D's classification head; adv_disentangle: C_m) and the oracle call the result the reference's
   class, next to the own classifier's accuracy on the real faces. A classifier that is weak on real
   faces gives the generator little to follow; one that accepts swaps the oracle rejects is fooled.
+* `discriminator` (models with a `discriminator` network): root mean square of every D layer's
+  output on the faces (inference mode), with each convolution's largest singular value as used
+  (spectrally normalised layers: of W / sigma) and its largest bias. A D whose signal shrinks layer
+  by layer until the biases dominate no longer depends on its input.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ flags.DEFINE_string("run_dir", None, "Training run directory.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: latest).")
 flags.DEFINE_integer("num", 1200, "Bench faces.")
 flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Bench split the faces come from.")
-SECTIONS = ("reconstruction", "probe", "judges", "carriers")
+SECTIONS = ("reconstruction", "probe", "judges", "carriers", "discriminator")
 flags.DEFINE_list("sections", list(SECTIONS), f"Sections to print, comma-separated: {', '.join(SECTIONS)}.")
 flags.register_validator("sections", lambda names: set(names) <= set(SECTIONS),
                          f"--sections: each name must be one of {', '.join(SECTIONS)}")
@@ -131,6 +135,25 @@ def carriers(model, oracle, x: np.ndarray, labels: np.ndarray, max_pairs: int = 
     return out
 
 
+def discriminator_layers(model, x: np.ndarray) -> list[dict]:
+    import keras
+
+    d = model.networks["discriminator"]
+    inner = [layer for layer in d.layers if not isinstance(layer, keras.layers.InputLayer)]
+    outputs = keras.Model(d.inputs, [layer.output for layer in inner])(x[:200], training=False)
+    rows = []
+    for layer, out in zip(inner, outputs):
+        row = {"layer": layer.name, "rms": round(float(np.sqrt(np.mean(np.square(out)))), 5)}
+        if hasattr(layer, "kernel"):
+            w = layer.normalized_kernel() if hasattr(layer, "normalized_kernel") else layer.kernel
+            w = np.asarray(w)
+            row["sigma"] = round(float(np.linalg.svd(w.reshape(-1, w.shape[-1]), compute_uv=False)[0]), 3)
+            if getattr(layer, "use_bias", False):
+                row["max_abs_bias"] = round(float(np.abs(np.asarray(layer.bias)).max()), 4)
+        rows.append(row)
+    return rows
+
+
 def main(argv):
     del argv
     from tfattr.data import synthetic
@@ -164,6 +187,8 @@ def main(argv):
         print(json.dumps({"judges": judges(model, oracle, x, labels)}))
     if "carriers" in sections:
         print(json.dumps({"carriers": carriers(model, oracle, x, labels)}))
+    if "discriminator" in sections and "discriminator" in model.networks:
+        print(json.dumps({"discriminator": discriminator_layers(model, x)}))
 
 
 if __name__ == "__main__":
