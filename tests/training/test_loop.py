@@ -155,3 +155,13 @@ def test_learning_rates_decay_linearly_to_zero_and_a_resumed_run_keeps_the_sched
     assert rates(6)[0] == pytest.approx({g: 0.25 * v for g, v in base.items()})
     with pytest.raises(ValueError, match="--lr_decay_start=6 must be below --steps=6"):
         loop.run(dataclasses.replace(cfg, lr_decay_start=6))
+
+
+def test_a_run_resumed_with_other_rates_trains_at_them(tmp_path):
+    # A checkpoint stores each optimizer's rate; resuming with new rates in --hparams must not keep it.
+    cfg = smoke_config(tmp_path, steps=2, sample_every=0, export_after=False)
+    run_dir = loop.run(cfg)["run_dir"]
+    loop.run(dataclasses.replace(cfg, run_dir=run_dir, resume=True, steps=3, hparams=TINY + ",lr_g=3e-5,lr_d=7e-5"))
+    model, step, _ = loop.load_model_from_run(run_dir, average_weights=False)
+    assert step == 3
+    assert {g: float(o.learning_rate.numpy()) for g, o in model.optimizers.items()} == pytest.approx({"g": 3e-5, "d": 7e-5})

@@ -249,9 +249,10 @@ def run(config: config_lib.TrainConfig, flags_writer=None) -> dict:
     current = start
     while current < config.steps:
         n = min(spe, config.steps - current, _until_next(current, config))
+        # Always, not only under decay: a checkpoint stores each optimizer's rate, and a run resumed
+        # with other rates in --hparams must train at those.
         lr_factor = schedule.decay_factor(current, config.lr_decay_start, config.steps)
-        if config.lr_decay_start:
-            schedule.set_learning_rates(model, base_lrs, lr_factor)
+        schedule.set_learning_rates(model, base_lrs, lr_factor)
         train_steps(dist_iter, tf.constant(n, tf.int64))
         current = int(step.numpy())
         if current % config.log_every == 0 or current == config.steps:

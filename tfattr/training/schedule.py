@@ -10,7 +10,8 @@ because a model may update one group several times per step (mask_transfer's
 
 The loop assigns the rate before each multi-step execution, so with `--steps_per_execution=K` it
 is constant over K steps. The base rates are read once after `compile()`, before a checkpoint is
-restored (a checkpoint stores the last decayed value), so a resumed run continues the same schedule.
+restored (a checkpoint stores the last rate), so a resumed run continues the same schedule, and one
+resumed with other rates in `--hparams` trains at those (it kept the checkpoint's before session 19).
 """
 
 from __future__ import annotations
