@@ -104,19 +104,6 @@ def test_train_step_finite_and_updates_every_network():
         assert testing.max_weight_change(before[name], testing.weights_of(net)) > 0, name
 
 
-def test_d_augment_shift_is_validated_and_shifts_only_what_d_sees():
-    with pytest.raises(ValueError, match="d_augment_shift"):
-        build(d_augment_shift=SIZE // 2)
-    x = testing.random_batch(4, SIZE, seed=3)["image"] + 2.0  # no zeros: the shift's fill shows
-    assert build().augment(x) is x  # the paper: D sees the images themselves
-    m = build(d_augment_shift=3)
-    seen = m.augment(x).numpy()
-    assert not np.array_equal(seen, x.numpy()) and np.count_nonzero(seen == 0) > 0
-    m.compile()
-    logs = m.train_step(testing.random_batch(4, SIZE))
-    assert all(np.isfinite(float(v)) for v in logs.values())
-
-
 def train_on_one_batch(m, loss_name, network, logs=None, steps=30):
     """30 train steps on one smooth batch; asserts `network` changed; returns `loss_name`'s first and
     last values (the last step's logs go into `logs`)."""

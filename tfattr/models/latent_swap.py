@@ -25,7 +25,7 @@ import tensorflow as tf
 from keras import layers
 
 from tfattr.data.attributes import Schema
-from tfattr.layers import augment, blocks
+from tfattr.layers import blocks
 from tfattr.losses import adversarial, classification, penalties, reconstruction
 from tfattr.models import base
 
@@ -48,13 +48,6 @@ class Config:
     # exactly 1; benchmarks/RESULTS.md, session 19). Without it D's classifier also learns much faster.
     d_spectral_norm: bool = True
     d_layers: int = 0  # 0: log2(image_size) - 1 stride-2 convs, i.e. 6 at 128 px as in StarGAN's PatchGAN
-    # Not in the paper: shift every image D sees (real and swapped, in both players' steps) by a
-    # random offset of up to this many pixels per axis (DiffAugment's translation, Zhao et al. 2020;
-    # `tfattr.layers.augment`). The generator's bench smiles satisfy D's classification head but not
-    # the oracle (session 16: D accepted 0.85-0.91 of the swaps the oracle rejected), i.e. they are
-    # adversarial examples of that head; a head that must read the smile at any offset is harder to
-    # fool with a fixed pixel pattern. 0 = the paper.
-    d_augment_shift: int = 0
     lambda_cls: float = 0.1
     # Eq. 7 puts one lambda_cls on both classification terms; StarGAN, whose networks the paper
     # follows, trains the discriminator's classifier at weight 1. None = lambda_cls (the paper).
@@ -116,8 +109,6 @@ def embedding_channels(config: Config, schema: Schema) -> int:
 def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str, keras.Model]:
     if image_size % 4:
         raise ValueError(f"latent_swap: image_size must be a multiple of 4, got {image_size}")
-    if not 0 <= config.d_augment_shift < image_size // 2:
-        raise ValueError(f"latent_swap: d_augment_shift must be in [0, image_size / 2), got {config.d_augment_shift}")
     if config.swap_strategy not in SWAP_STRATEGIES:
         raise ValueError(f"latent_swap: swap_strategy must be one of {', '.join(SWAP_STRATEGIES)}, "
                          f"got {config.swap_strategy!r}")
@@ -367,10 +358,6 @@ class Model(base.AttributeTransferModel):
         acc = 0.5 * (tf.reduce_mean(tf.cast(same > 0, tf.float32), 1) + tf.reduce_mean(tf.cast(other < 0, tf.float32), 1))
         return loss, acc
 
-    def augment(self, images):
-        """What D sees of `images` in training (`d_augment_shift`; the images themselves otherwise)."""
-        return augment.random_translate(images, self.config.d_augment_shift)
-
     def train_step(self, batch):
         x = batch["image"]
         y = tf.cast(batch["attributes"], tf.float32)
@@ -386,7 +373,7 @@ class Model(base.AttributeTransferModel):
             e_tilde = self.encode(x_tilde, training=True)
             e_back = self.mix(e_tilde, tf.gather(e_tilde, perm), swap)
             x_back = self.decode(e_back, training=True)
-            d_fake = self.discriminator(self.augment(x_tilde), training=True)
+            d_fake = self.discriminator(x_tilde, training=True)
             g_adv = adversarial.hinge_generator_loss(d_fake["adv"])
             g_cls = self.attribute_ce(d_fake["cls"], y_tilde)
             g_ver, ver_acc = self.verification_loss(e, e_back, perm)
@@ -413,8 +400,8 @@ class Model(base.AttributeTransferModel):
 
         fake = tf.stop_gradient(x_tilde)
         with tf.GradientTape() as d_tape:
-            d_real = self.discriminator(self.augment(x), training=True)
-            d_fake = self.discriminator(self.augment(fake), training=True)
+            d_real = self.discriminator(x, training=True)
+            d_fake = self.discriminator(fake, training=True)
             d_adv = adversarial.hinge_discriminator_loss(d_real["adv"], d_fake["adv"])
             d_cls = self.attribute_ce(d_real["cls"], y)
             if c.lambda_gp > 0:
