@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The long adv_disentangle bench run behind benchmarks/RESULTS.md's best expression transfer
-# (0.891 at 13,000 steps; sessions 18-19), replayed from step 0 in one run directory. Each stage
+# (0.891 at 13,000 steps with the decay; 0.856-0.906 over 11,000-14,000 without it; sessions 18-19), replayed from step 0 in one run directory. Each stage
 # resumes the previous one's checkpoint with one change:
 #   0-4,000        the demo flagfile (learning rates 1e-3, 10,000 training faces; session 18)
 #   4,000-10,000   50,000 training faces (the classifiers memorise 10,000; session 15) and Eq. 6's
