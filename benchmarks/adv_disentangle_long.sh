@@ -9,8 +9,8 @@
 # Session 16-17's run (rates 3e-4, weight averaging) reached the same expression accuracy
 # (0.895-0.902) only from 25,000 steps. The measured run went through these stages in two sessions,
 # beside other jobs, so a replay matches it up to run-to-run noise (about +-1 point per attribute
-# at these 1,300-1,700 evaluation pairs), not bit for bit. ~1.5 hours alone on 2 CPU cores of the
-# session-18 machine (AMD EPYC).
+# at these 1,300-1,700 evaluation pairs), not bit for bit. Roughly 1.5 hours alone on 2 CPU cores of the
+# session-18 machine (AMD EPYC), estimated from the stages' 2-3 steps/s; not timed end to end.
 #
 #   bash benchmarks/adv_disentangle_long.sh RUN_DIR [CACHE_DIR]
 set -euo pipefail
