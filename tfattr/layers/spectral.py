@@ -18,10 +18,6 @@ import keras
 from keras import layers, ops
 
 
-def _normalize(x, eps=1e-12):
-    return x / (ops.sqrt(ops.sum(ops.square(x))) + eps)
-
-
 @keras.saving.register_keras_serializable("tfattr")
 class SpectralConv2D(layers.Conv2D):
     """A `Conv2D` whose kernel is divided by its largest singular value (kernel reshaped to
@@ -44,8 +40,8 @@ class SpectralConv2D(layers.Conv2D):
         w = ops.reshape(self.kernel, [-1, self.filters])
         u = self.vector_u.value
         for _ in range(self.power_iterations if training else 1):
-            v = _normalize(ops.matmul(u, ops.transpose(w)))
-            u = _normalize(ops.matmul(v, w))
+            v = ops.normalize(ops.matmul(u, ops.transpose(w)))
+            u = ops.normalize(ops.matmul(v, w))
         u, v = ops.stop_gradient(u), ops.stop_gradient(v)
         if training:
             self.vector_u.assign(u)
