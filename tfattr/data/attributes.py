@@ -201,6 +201,16 @@ class Schema:
         return cls(tuple(Attribute(d["name"], tuple(d["values"])) for d in items))
 
 
+def domain_indices(attribute: Attribute, value_b: str, value_a: str | None = None) -> tuple[int, int | None]:
+    """Class indices of a two-domain reading of `attribute`: (domain B's, domain A's or None = every
+    other class), for `domain_membership`. Unknown names fail listing the valid ones; A = B fails."""
+    b = attribute.value_index(value_b)
+    a = None if value_a is None else attribute.value_index(value_a)
+    if a == b:
+        raise ValueError(f"two-domain reading: {attribute.name} domains A and B are both {value_b!r}")
+    return b, a
+
+
 def domain_membership(labels, value_b: int, value_a: int | None = None) -> np.ndarray:
     """Two-domain reading of one attribute's class indices (-1 = unlabelled), as in
     `pipeline.two_domains`: 1 = domain B (`value_b`), 0 = domain A (`value_a`, or every other

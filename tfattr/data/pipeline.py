@@ -23,7 +23,7 @@ from typing import Callable
 import tensorflow as tf
 
 from tfattr.data import transforms
-from tfattr.data.attributes import Schema, domain_membership, parse_names
+from tfattr.data.attributes import Schema, domain_indices, domain_membership, parse_names
 from tfattr.data.base import DataError, Source, get_source
 
 DEFAULT_SHUFFLE_BUFFER = 2048
@@ -313,10 +313,7 @@ def two_domains(
             raise ValueError(f"two_domains: categorical attribute {attribute!r} needs a value; "
                              f"valid values: {', '.join(attr.values)}")
         value = "yes"
-    v = attr.value_index(value)
-    if value_a is not None and attr.value_index(value_a) == v:
-        raise ValueError(f"two_domains: {attribute} domains A and B are both {value!r}")
-    va = None if value_a is None else attr.value_index(value_a)
+    v, va = domain_indices(attr, value, value_a)
     col = source.schema.index(attribute)
 
     def in_b(ex):

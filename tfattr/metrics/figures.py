@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfattr.data import synthetic
-from tfattr.data.attributes import domain_membership
+from tfattr.data.attributes import domain_indices, domain_membership
 from tfattr.utils import image_grid
 
 
@@ -75,8 +75,8 @@ def _domain_faces(model, n: int, seed: int):
     a = synthetic.SCHEMA[attr]
     pool = np.arange(max(400, 40 * n))
     params = synthetic.params_for(seed, "test", pool)
-    domain = domain_membership(synthetic.labels(params)[:, synthetic.SCHEMA.index(attr)], a.value_index(value_b),
-                               None if value_a is None else a.value_index(value_a))
+    domain = domain_membership(synthetic.labels(params)[:, synthetic.SCHEMA.index(attr)],
+                               *domain_indices(a, value_b, value_a))
     out = []
     for idx in (np.nonzero(domain == 0)[0][:n], np.nonzero(domain == 1)[0][:n]):
         sub = {k: v[idx] for k, v in params.items()}

@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from tfattr.data import synthetic
-from tfattr.data.attributes import domain_membership
+from tfattr.data.attributes import domain_indices, domain_membership
 from tfattr.metrics import disentanglement, frechet, identity, protocols, segmentation
 
 OPERATIONS = ("reference_transfer", "label_translation", "mask", "removal", "generation", "latent_posteriors",
@@ -785,8 +785,7 @@ def _domain(ctx, attr: str) -> tuple[int, int | None] | None:
         return None
     a = ctx.testset.schema[attr]
     if attr in ctx.ops.domains:
-        value_b, value_a = ctx.ops.domains[attr]
-        return a.value_index(value_b), None if value_a is None else a.value_index(value_a)
+        return domain_indices(a, *ctx.ops.domains[attr])
     return (a.value_index("yes"), a.value_index("no")) if a.binary else None
 
 
