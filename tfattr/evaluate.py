@@ -26,6 +26,8 @@ DEFAULT_FEATURE_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "tfattr"
 
 flag_util.define(flags.DEFINE_string, "run_dir", None, "Training run directory.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: latest).")
+flags.DEFINE_list("average_checkpoints", [], "Evaluate the mean weights of these checkpoints of the run "
+                  "(steps such as 11000,12000,13000,14000, or prefixes), batch norm re-estimated; instead of --checkpoint.")
 flags.DEFINE_string("model_options", None, "Inference-time model hparams for this evaluation, e.g. "
                     "use_enhancement=false (diat: T without the enhancement network).")
 flags.DEFINE_boolean("average_weights", True, "Evaluate the optimizers' moving averages of the weights when the "
@@ -122,12 +124,14 @@ def main(argv):
         path = FLAGS.inception_weights or features.default_inception_weights_path()
         if not os.path.exists(path):
             raise app.UsageError(features.missing_weights_message(path))
-    from tfattr.training import loop
 
-    model, step, meta = loop.load_model_from_run(FLAGS.run_dir, FLAGS.checkpoint, overrides=FLAGS.model_options,
-                                                 average_weights=FLAGS.average_weights,
+    model, step, meta = flag_util.load_run_model(FLAGS.run_dir, FLAGS.checkpoint, FLAGS.average_checkpoints,
+                                                 overrides=FLAGS.model_options, average_weights=FLAGS.average_weights,
                                                  batch_norm_batches=FLAGS.batch_norm_batches)
-    if meta["inference_weights"]["averaged"]:
+    if meta["inference_weights"].get("checkpoints"):
+        print(f"mean weights of {len(meta['inference_weights']['checkpoints'])} checkpoints; batch-norm statistics "
+              f"from {meta['inference_weights']['batch_norm_batches']} training batches")
+    elif meta["inference_weights"]["averaged"]:
         print(f"averaged weights of {', '.join(meta['inference_weights']['averaged'])}; batch-norm statistics "
               f"from {meta['inference_weights']['batch_norm_batches']} training batches")
     out_dir = FLAGS.out_dir or FLAGS.run_dir

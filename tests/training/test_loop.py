@@ -130,6 +130,38 @@ def test_averaged_weights_get_batch_norm_statistics_of_their_own(tmp_path):
                                      [v.numpy() for v in own.group_variables("g")]) > 0
 
 
+def test_averaged_checkpoints_load_the_mean_weights_with_batch_norm_statistics_of_their_own(tmp_path):
+    """--average_checkpoints: every trainable weight is the mean over the checkpoints, the step is the
+    newest one's, and the batch norms are re-estimated for the mean weights."""
+    from absl import app
+
+    from tfattr.utils import flag_util
+
+    run_dir = loop.run(smoke_config(tmp_path, steps=3, checkpoint_every=1, keep_checkpoints=5, sample_every=0,
+                                    export_after=False))["run_dir"]
+    ckpts = [os.path.join(run_dir, "checkpoints", f"ckpt-{s}") for s in (1, 3)]
+    singles = [loop.load_model_from_run(run_dir, c)[0] for c in ckpts]
+    mean, step, meta = loop.load_model_from_run(run_dir, average_checkpoints=["1", ckpts[1]], batch_norm_batches=2)
+    assert step == 3
+    assert meta["inference_weights"] == {"averaged": [], "batch_norm_batches": 2, "checkpoints": ckpts}
+    first, last = ([v.numpy() for v in m.trainable_variables] for m in singles)
+    assert testing.max_weight_change(first, last) > 0
+    for v, a, b in zip(mean.trainable_variables, first, last):
+        np.testing.assert_allclose(v.numpy(), (a + b) / 2, rtol=1e-6, atol=1e-7)
+    moving = [v.numpy() for layer in mean.batch_norm_layers() for v in (layer.moving_mean, layer.moving_variance)]
+    saved = [v.numpy() for layer in singles[1].batch_norm_layers() for v in (layer.moving_mean, layer.moving_variance)]
+    assert moving and max(np.abs(a - b).max() for a, b in zip(moving, saved)) > 1e-4
+
+    with pytest.raises(ValueError, match="two or more"):
+        loop.load_model_from_run(run_dir, average_checkpoints=["3"])
+    with pytest.raises(FileNotFoundError, match=r"ckpt-7 .*the run has: ckpt-1, ckpt-2, ckpt-3"):
+        loop.load_model_from_run(run_dir, average_checkpoints=["1", "7"])
+    with pytest.raises(app.UsageError, match="--average_checkpoints: checkpoints to average repeat one"):
+        flag_util.load_run_model(run_dir, None, ["3", "3"])
+    with pytest.raises(app.UsageError, match="--checkpoint and --average_checkpoints"):
+        flag_util.load_run_model(run_dir, ckpts[0], ["1", "3"])
+
+
 def test_learning_rates_decay_linearly_to_zero_and_a_resumed_run_keeps_the_schedule(tmp_path):
     from tfattr.training import schedule
 

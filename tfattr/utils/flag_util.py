@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import flags
+from absl import app, flags
 
 
 def define(define_fn, name: str, default, help_text: str, **kwargs):
@@ -33,3 +33,18 @@ def define(define_fn, name: str, default, help_text: str, **kwargs):
     # the CLI module that asked for it as well.
     flags.FLAGS.register_flag_by_module(sys._getframe(1).f_globals["__name__"], flags.FLAGS[name])
     return flags.FLAGS[name]
+
+
+def load_run_model(run_dir: str, checkpoint: str | None, average_checkpoints, **kwargs):
+    """`loop.load_model_from_run` for CLIs with `--checkpoint` and `--average_checkpoints`: a bad
+    list of checkpoints to average becomes a usage error naming that flag."""
+    from tfattr.training import loop
+
+    if checkpoint and average_checkpoints:
+        raise app.UsageError("--checkpoint and --average_checkpoints exclude each other")
+    try:
+        return loop.load_model_from_run(run_dir, checkpoint, average_checkpoints=average_checkpoints, **kwargs)
+    except (ValueError, FileNotFoundError) as e:
+        if not average_checkpoints:
+            raise
+        raise app.UsageError(f"--average_checkpoints: {e}") from e
