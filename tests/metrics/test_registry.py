@@ -114,6 +114,45 @@ def test_swap_oracle_metrics_equal_the_oracle_on_references(oracle, small):
     assert (r["metric"], r["protocol"], r["step"], r["split"]) == ("oracle_acc_swap_16", "zhang2019", 7, "test")
 
 
+def test_swap_identity_cosine_reads_the_embedding_of_source_and_output(oracle, small):
+    """identity_cos_swap: a model that returns the reference scores as the reference baseline, the
+    source baseline scores 1, the counterfactual row is the true render's cosine; without an
+    identity network the metric is not applicable, and the other swap metrics skip the embedding."""
+    calls = []
+
+    def pixels(x):
+        calls.append(len(x))
+        return np.asarray(x).reshape(len(x), -1)
+
+    ctx = _ctx(ReferenceCopier(), oracle, identity_fn=pixels)
+    recs = registry.calc_metric("identity_cos_swap_16", ctx, small)
+    by = {(r["method"], r["attribute"]): r["value"] for r in recs}
+    assert by[("baseline_source", "Eyeglasses")] == pytest.approx(1.0)
+    assert by[("model", "Eyeglasses")] == pytest.approx(by[("baseline_reference", "Eyeglasses")])
+    assert by[("model", "Eyeglasses")] < 0.99
+    # Hand reference for the counterfactual: the source with the reference's glasses, rendered.
+    src, refs = np.arange(16), np.r_[8:16, 0:8]
+    g = synthetic.SCHEMA.index("Eyeglasses")
+    params = synthetic.params_for(0, "test", np.arange(16))
+    lab = synthetic.labels(params)
+    keep = np.nonzero(lab[src, g] != lab[refs, g])[0]
+    pa = {k: v[src[keep]] for k, v in params.items()}
+    pb = {k: v[refs[keep]] for k, v in params.items()}
+    xa = synthetic.render(pa, SIZE)["image"].astype(np.float64) / 127.5 - 1
+    xt = synthetic.render(synthetic.swap(pa, pb, ["Eyeglasses"]), SIZE)["image"].astype(np.float64) / 127.5 - 1
+    a, t = xa.reshape(len(keep), -1), xt.reshape(len(keep), -1)
+    cos = (a * t).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(t, axis=1)
+    assert by[("baseline_counterfactual", "Eyeglasses")] == pytest.approx(cos.mean(), rel=1e-5)
+    assert by[("baseline_source", "Eyeglasses")] > by[("baseline_counterfactual", "Eyeglasses")]
+
+    fresh = _ctx(ReferenceCopier(), oracle, identity_fn=pixels)
+    calls.clear()
+    registry.evaluate_metrics(fresh, ["oracle_acc_swap_16"], registry=small, progress=False)
+    assert calls == []
+    with pytest.raises(registry.NotApplicable, match="identity network"):
+        registry.calc_metric("identity_cos_swap_16", _ctx(ReferenceCopier(), oracle), small)
+
+
 def test_mokady_transfer_removal_and_iou(oracle, small):
     g = synthetic.SCHEMA.index("Eyeglasses")
     pool = np.arange(4000)

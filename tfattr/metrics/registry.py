@@ -299,6 +299,8 @@ class EvalContext:
       inception_fn: zero-argument callable returning a feature extractor (`features.InceptionFeatures`).
       identity_fn: optional embedding callable (images -> `[N, D]`) for identity metrics.
       cache_dir: where real-image features are cached (None: no cache).
+      requested: the metric names about to be computed (`evaluate_metrics` sets it), so shared work
+        can skip parts no requested metric reads; None: unknown, compute everything.
     """
 
     ops: Operations
@@ -312,6 +314,7 @@ class EvalContext:
     identity_fn: Callable | None = None
     cache_dir: str | None = None
     progress: Progress | None = None
+    requested: frozenset | None = None
     _memo: dict = dataclasses.field(default_factory=dict)
 
     def memo(self, key, fn):
@@ -542,6 +545,7 @@ def evaluate_metrics(ctx, names, out_dir: str | None = None, registry=None, prog
 
     reg = registry or DEFAULT_REGISTRY
     names = resolve(names, reg)
+    ctx.requested = frozenset(names)
     bar = Progress(len(names), enabled=progress)
     records, skipped = [], {}
     for name in names:
@@ -649,12 +653,18 @@ def _summary(values: np.ndarray, **fields) -> dict:
 # Metric families (factories, so tests can register small sizes into their own Registry)
 # ---------------------------------------------------------------------------------------------
 def add_swap_oracle_metrics(registry: Registry, suffix: str, num_test: int):
-    """`oracle_acc_swap_<suffix>`, `oracle_pres_swap_<suffix>`, `cf_l1_swap_<suffix>` (seed 000 pairing,
-    bench): each attribute swapped alone on the pairs whose labels differ, with the source and
-    reference baselines."""
+    """`oracle_acc_swap_<suffix>`, `oracle_pres_swap_<suffix>`, `cf_l1_swap_<suffix>`,
+    `identity_cos_swap_<suffix>` (seed 000 pairing, bench): each attribute swapped alone on the pairs
+    whose labels differ, with the source and reference baselines (and, for the identity cosine, the
+    true render of the swap)."""
     requires = dict(protocol="zhang2019", requires=("reference_transfer",), bench_only=True)
+    identity_name = f"identity_cos_swap_{suffix}"
 
     def run(ctx):
+        # The identity embeddings cost about a third of the swaps' time: only when asked for (or
+        # when the caller did not say what it will ask for).
+        embed = ctx.identity_fn if ctx.requested is None or identity_name in ctx.requested else None
+
         def compute():
             from tfattr.metrics import transfer
 
@@ -662,10 +672,10 @@ def add_swap_oracle_metrics(registry: Registry, suffix: str, num_test: int):
             pa, pb = ctx.testset.params(src), ctx.testset.params(ref)
             attrs = [a for a in ctx.ops.transfer_attributes if a in synthetic.SCHEMA.names]
             recs = transfer.score_swaps(lambda a, b, n: ctx.ops.transfer(a, b, n), attrs, ctx.ops.image_size,
-                                        ctx.oracle, pa, pb, protocol="zhang2019")
+                                        ctx.oracle, pa, pb, protocol="zhang2019", embed_fn=embed)
             return recs + transfer.summarize(recs)
 
-        return ctx.memo(("swap_oracle", num_test), compute)
+        return ctx.memo(("swap_oracle", num_test, embed is not None), compute)
 
     for key, score in (("acc", "swap_accuracy"), ("pres", "preservation"), ("cf_l1", "counterfactual_l1")):
         name = f"{'cf_l1' if key == 'cf_l1' else 'oracle_' + key}_swap_{suffix}"
@@ -676,6 +686,20 @@ def add_swap_oracle_metrics(registry: Registry, suffix: str, num_test: int):
 
         fn.__doc__ = f"{score} of single-attribute swaps on the {num_test}-image A/B pairing (bench)."
         registry.register_metric(name, **requires)(fn)
+
+    def ident(ctx):
+        if ctx.identity_fn is None:
+            raise NotApplicable("no identity network configured")
+        recs = run(ctx)
+        out = [{"method": r["method"], "attribute": r["attribute"], "value": r["identity_cosine"], "count": r["pairs"]}
+               for r in recs]
+        return out + [{"method": "baseline_counterfactual", "attribute": r["attribute"],
+                       "value": r["identity_cosine_counterfactual"], "count": r["pairs"]}
+                      for r in recs if r["method"] == "model"]
+
+    ident.__doc__ = (f"Identity cosine between each source and its single-attribute swap, {num_test}-image A/B "
+                     "pairing (bench; identity network); baseline_counterfactual: the true render of the swap.")
+    registry.register_metric(identity_name, **requires)(ident)
 
 
 def add_swap_distribution_metrics(registry: Registry, fid_name: str, kid_name: str, num_test: int,

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from tfattr.data import synthetic
+from tfattr.metrics import identity
 
 SwapFn = Callable[[np.ndarray, np.ndarray, Sequence[str]], np.ndarray]
 
@@ -60,7 +61,8 @@ def evaluate_swap(swap_fn: SwapFn, attributes: Sequence[str], image_size: int, o
 
 
 def score_swaps(swap_fn: SwapFn, attributes: Sequence[str], image_size: int, oracle, params_a, params_b,
-                batch_size: int = 50, baselines: bool = True, protocol: str = "bench_swap") -> list[dict]:
+                batch_size: int = 50, baselines: bool = True, protocol: str = "bench_swap",
+                embed_fn=None) -> list[dict]:
     """Scores single-attribute swaps B -> A on given bench pairs (the body of `evaluate_swap`).
 
     Args:
@@ -68,6 +70,10 @@ def score_swaps(swap_fn: SwapFn, attributes: Sequence[str], image_size: int, ora
       params_a, params_b: bench parameter dicts of the sources and references, arrays `[N]`
         (pair i is (a_i, b_i)).
       protocol: value of the records' "protocol" field.
+      embed_fn: optional identity embedding (images -> `[N, D]`, `metrics.identity`). Given, every
+        record also has "identity_cosine", the mean cosine between each source and its output, and
+        "identity_cosine_counterfactual", the same for the true render of the swap (what a perfect
+        swap scores: the swapped attribute itself moves the embedding).
 
     Returns:
       Records as `evaluate_swap`'s.
@@ -90,6 +96,9 @@ def score_swaps(swap_fn: SwapFn, attributes: Sequence[str], image_size: int, ora
         if baselines:
             outputs.update({"baseline_source": xa, "baseline_reference": xb})
         others = [h for h in range(len(names)) if h != g]
+        if embed_fn is not None:
+            source = identity.embed(embed_fn, xa)
+            true_cos = float(np.mean(identity.identity_cosine(source, identity.embed(embed_fn, truth))))
         for method, out in outputs.items():
             pred = oracle.predict_labels(out)
             kept = pred[:, others] == la[idx][:, others]
@@ -100,6 +109,10 @@ def score_swaps(swap_fn: SwapFn, attributes: Sequence[str], image_size: int, ora
                 "counterfactual_l1": float(np.mean(np.abs(out - truth))),
                 "preserved": {names[h]: float(v) for h, v in zip(others, np.mean(kept, axis=0))},
             })
+            if embed_fn is not None:
+                records[-1]["identity_cosine"] = float(np.mean(identity.identity_cosine(source, identity.embed(
+                    embed_fn, out))))
+                records[-1]["identity_cosine_counterfactual"] = true_cos
     return records
 
 
@@ -111,7 +124,8 @@ def summarize(records: list[dict]) -> list[dict]:
         w = np.array([r["pairs"] for r in rs], np.float64)
         out.append({"protocol": rs[0]["protocol"], "method": method, "attribute": "mean", "pairs": int(w.sum()),
                     **{k: float(np.average([r[k] for r in rs], weights=w))
-                       for k in ("swap_accuracy", "preservation", "counterfactual_l1")}})
+                       for k in ("swap_accuracy", "preservation", "counterfactual_l1", "identity_cosine",
+                                 "identity_cosine_counterfactual") if k in rs[0]}})
     return out
 
 
