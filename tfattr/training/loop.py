@@ -134,8 +134,9 @@ def load_model_from_run(run_dir: str, checkpoint: str | None = None, strategy=No
     weight averaging, Izmailov et al. 2018, applied to saved checkpoints); each checkpoint's moving
     averages are taken first when `average_weights` applies. Every batch norm then gets statistics
     of its own as above. The step reported is the newest checkpoint's. On the bench, adv_disentangle's
-    expression swaps swing by 5 points between checkpoints 1,000 steps apart at constant rates;
-    their average is above every one of them (benchmarks/RESULTS.md, session 20).
+    expression swaps swing by up to 5 points between checkpoints 1,000 steps apart at constant rates;
+    the mean of four is 2-4 points over their average and at or over the best of them
+    (benchmarks/RESULTS.md, session 20).
 
     `overrides` ("name=value,...") replaces model hparams for this load only, for inference-time
     settings such as diat's `use_enhancement=false`; a field that changes the variables makes the
