@@ -323,6 +323,13 @@ class EvalContext:
         return self._memo[key]
 
     @property
+    def identity(self):
+        """The identity embedding callable; NotApplicable when none is configured."""
+        if self.identity_fn is None:
+            raise NotApplicable("no identity network configured")
+        return self.identity_fn
+
+    @property
     def oracle(self):
         if self.oracle_fn is None:
             raise NotApplicable("no oracle configured")
@@ -688,8 +695,7 @@ def add_swap_oracle_metrics(registry: Registry, suffix: str, num_test: int):
         registry.register_metric(name, **requires)(fn)
 
     def ident(ctx):
-        if ctx.identity_fn is None:
-            raise NotApplicable("no identity network configured")
+        ctx.identity  # NotApplicable without an identity network
         recs = run(ctx)
         out = [{"method": r["method"], "attribute": r["attribute"], "value": r["identity_cosine"], "count": r["pairs"]}
                for r in recs]
@@ -851,11 +857,10 @@ def add_mokady_metrics(registry: Registry, suffix_pairs: str, num_pairs: int, su
         return recs
 
     def ident(ctx):
-        if ctx.identity_fn is None:
-            raise NotApplicable("no identity network configured")
+        embed = ctx.identity
         recs = []
         for attr, (_, xa, z) in transfers(ctx).items():
-            cos = identity.identity_cosine(identity.embed(ctx.identity_fn, xa), identity.embed(ctx.identity_fn, z))
+            cos = identity.identity_cosine(identity.embed(embed, xa), identity.embed(embed, z))
             recs.append(_summary(cos, attribute=attr))
         return recs
 
@@ -973,18 +978,17 @@ def add_li2016_metrics(registry: Registry, suffix: str, per_task: int):
         return recs
 
     def ident(ctx):
-        if ctx.identity_fn is None:
-            raise NotApplicable("no identity network configured")
+        embed = ctx.identity
         recs = []
         for task, (attr, src, _, images) in edits(ctx).items():
-            source = identity.embed(ctx.identity_fn, images["baseline_source"])
+            source = identity.embed(embed, images["baseline_source"])
             for method, out in images.items():
-                cos = identity.identity_cosine(source, identity.embed(ctx.identity_fn, out))
+                cos = identity.identity_cosine(source, identity.embed(embed, out))
                 recs.append(_summary(cos, method=method, attribute=task))
             # Another test face with the target value: the cosine of a *different* identity, the
             # floor against which the model's value reads.
             others = np.roll(src, 1)
-            cos = identity.identity_cosine(source, identity.embed(ctx.identity_fn, ctx.testset.images(
+            cos = identity.identity_cosine(source, identity.embed(embed, ctx.testset.images(
                 others, ctx.ops.image_size)))
             recs.append(_summary(cos, method="baseline_other_face", attribute=task))
         return recs

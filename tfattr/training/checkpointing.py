@@ -36,6 +36,18 @@ class Checkpointer:
         if path is None:
             return None
         if not tf.io.gfile.exists(path + ".index"):
-            raise FileNotFoundError(f"checkpoint {path} has no {os.path.basename(path)}.index file")
+            raise FileNotFoundError(f"checkpoint {path} has no {os.path.basename(path)}.index file; "
+                                    f"{describe(os.path.dirname(path))}")
         self.checkpoint.restore(path).assert_existing_objects_matched()
         return path
+
+
+def saved(directory: str) -> list[str]:
+    """The checkpoint prefixes `directory`'s state file lists, oldest first."""
+    state = tf.train.get_checkpoint_state(directory)
+    return list(state.all_model_checkpoint_paths) if state else []
+
+
+def describe(directory: str) -> str:
+    """"the run has: ckpt-1, ckpt-2" (or "none"), for error messages."""
+    return f"the run has: {', '.join(os.path.basename(p) for p in saved(directory)) or 'none'}"

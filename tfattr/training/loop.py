@@ -188,16 +188,11 @@ def checkpoint_paths(run_dir: str, checkpoints: Sequence[str]) -> list[str]:
         raise ValueError(f"averaging checkpoints needs two or more, got {paths[0]}")
     missing = [p for p in paths if not tf.io.gfile.exists(p + ".index")]
     if missing:
-        raise FileNotFoundError(f"no checkpoint {', '.join(missing)} (no .index file); the run has: "
-                                f"{', '.join(os.path.basename(p) for p in list_checkpoints(run_dir)) or 'none'}")
+        raise FileNotFoundError(f"no checkpoint {', '.join(missing)} (no .index file); "
+                                f"{checkpointing.describe(os.path.join(run_dir, 'checkpoints'))}")
     if len(set(paths)) < len(paths):
         raise ValueError(f"checkpoints to average repeat one: {', '.join(paths)}")
     return paths
-
-
-def list_checkpoints(run_dir: str) -> list[str]:
-    state = tf.train.get_checkpoint_state(os.path.join(run_dir, "checkpoints"))
-    return list(state.all_model_checkpoint_paths) if state else []
 
 
 class _null_scope:

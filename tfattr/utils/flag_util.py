@@ -43,8 +43,7 @@ def load_run_model(run_dir: str, checkpoint: str | None, average_checkpoints, **
     if checkpoint and average_checkpoints:
         raise app.UsageError("--checkpoint and --average_checkpoints exclude each other")
     try:
-        return loop.load_model_from_run(run_dir, checkpoint, average_checkpoints=average_checkpoints, **kwargs)
+        loop.checkpoint_paths(run_dir, average_checkpoints)
     except (ValueError, FileNotFoundError) as e:
-        if not average_checkpoints:
-            raise
         raise app.UsageError(f"--average_checkpoints: {e}") from e
+    return loop.load_model_from_run(run_dir, checkpoint, average_checkpoints=average_checkpoints, **kwargs)
