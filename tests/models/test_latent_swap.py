@@ -247,3 +247,42 @@ def test_rest_adversary_sees_everything_but_the_unit_and_its_uniform_loss_is_min
     first, last = train_on_one_batch(m, "d/rest_cls", m.rest_classifier, logs)
     assert last < 0.7 * first, (first, last)
     assert np.isfinite(float(logs["g/rest_adv"]))
+
+
+def test_swap_leak_classifier_reads_only_swapped_attributes_and_learns_the_sources_labels():
+    """lambda_swap_leak (not in the paper): L's loss counts only the attributes a pair swapped, G's
+    uniform target is smallest at uninformative logits, L learns the source's labels from x~, and
+    the term needs label-independent swaps."""
+    assert "leak_classifier" not in build().networks
+    with pytest.raises(ValueError, match="lambda_swap_leak.*swap_strategy=independent"):
+        build(lambda_swap_leak=1.0)
+    tf.keras.utils.set_random_seed(0)
+    m = build(lambda_swap_leak=1.0, swap_strategy="independent", lr_d=2e-3)
+    m.compile()
+    batch = testing.smooth_batch(4, SIZE, seed=5)
+    y = tf.cast(batch["attributes"], tf.float32)
+    logits = m.leak_classifier(batch["image"])
+    assert logits.shape == (4, testing.SCHEMA.num_columns)
+    np.testing.assert_array_equal(m.leak_loss(logits, y, tf.zeros([4, m.num_units])).numpy(), 0.0)
+    (s, e), other = testing.SCHEMA.column_slices[1], testing.SCHEMA.column_slices[0]
+    only_second = tf.constant([[0.0, 1.0, 0.0]] * 4)
+    moved = logits.numpy().copy()
+    moved[:, other[0]:other[1]] += 5.0  # an attribute nobody swapped: no effect
+    np.testing.assert_allclose(m.leak_loss(moved, y, only_second), m.leak_loss(logits, y, only_second), rtol=1e-6)
+    moved[:, s] += 5.0  # one column: a shift of all K would leave a softmax unchanged
+    assert np.abs(m.leak_loss(moved, y, only_second).numpy() - m.leak_loss(logits, y, only_second).numpy()).min() > 1e-3
+    everything = tf.ones([4, m.num_units])
+    uniform = m.uniform_targets(4)
+    entropy = np.mean([np.log(2.0) if a.binary else np.log(e - s)
+                       for a, (s, e) in zip(testing.SCHEMA, testing.SCHEMA.column_slices)])
+    np.testing.assert_allclose(m.leak_loss(tf.zeros_like(logits), uniform, everything).numpy(), entropy, rtol=1e-5)
+    assert float(tf.reduce_min(m.leak_loss(logits * 50.0, uniform, everything))) > entropy
+    # L trained on a fixed swap learns the source's labels from the swapped images.
+    step = tf.function(m.train_step)
+    fixed = {**batch, "swap": everything}
+    first = float(step(fixed)["d/leak_cls"])
+    for _ in range(30):
+        m.reset_trackers()
+        out = step(fixed)
+    assert float(out["d/leak_cls"]) < 0.7 * first, (first, float(out["d/leak_cls"]))
+    assert np.isfinite(float(out["g/leak"]))

@@ -245,6 +245,31 @@ def test_mask_sparsity_term_shrinks_only_the_mask():
         == pytest.approx(-2.0 * float(tf.reduce_mean(terms["g/mask"])), rel=1e-5)
 
 
+def test_gated_mask_prior_spares_the_pixels_d_a_cannot_render():
+    """mask_prior_gate (not in the paper): m(b, b) is penalised only where |b - D_A(E_c(b))| is
+    under the gate, m(a, a) everywhere, m(a, b) not at all; the gate passes no gradient to D_A."""
+    zeros = {k: 0.0 for k in ("lambda_dc", "lambda_rec1_a", "lambda_rec1_b", "lambda_cycle_common",
+                              "lambda_cycle_separate", "lambda_rec2_a", "lambda_rec2_b")}
+    a, b = two_domain_batch(seed=8).values()
+    for gate, expected in ((100.0, lambda mk: (mk["mask/bb"] + mk["mask/aa"]) / 2),
+                           (1e-9, lambda mk: mk["mask/aa"] / 2)):
+        m = build(lambda_mask=1.0, mask_prior_gate=gate, **zeros)
+        with tf.GradientTape() as tape:
+            terms, masks, _ = m._forward(a, b, training=True)
+            loss = tf.reduce_mean(m._generator_total(terms))
+        np.testing.assert_allclose(terms["g/mask"].numpy(), expected(masks).numpy(), rtol=1e-6)
+        grads = tape.gradient(loss, m.decoder_a.trainable_variables + m.decoder_b.trainable_variables)
+        # zero, not None: the other terms enter the total with weight 0
+        assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0 for g in grads[:len(m.decoder_a.trainable_variables)])
+        assert any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads[len(m.decoder_a.trainable_variables):])
+    m = build(lambda_mask=1.0, mask_prior_gate=0.3, **zeros)
+    terms, masks, _ = m._forward(a, b, training=False)
+    residual = tf.reduce_mean(tf.abs(b - m.decoder_a(m.common_encoder(b))), -1, keepdims=True)
+    m_bb = m.transfer(b, b)[1]
+    gated = tf.reduce_mean(tf.reshape(m_bb * tf.cast(residual < 0.3, tf.float32), [len(b), -1]), 1)
+    np.testing.assert_allclose(terms["g/mask"].numpy(), ((gated + masks["mask/aa"]) / 2).numpy(), rtol=1e-5)
+
+
 def test_mask_binary_term_pushes_each_pixel_toward_the_nearer_end():
     """lambda_mask_binary (not in the paper): 4 m (1 - m), 0 at m in {0, 1} and 1 at 0.5; its
     gradient opens a mostly-open mask further, closes a mostly-closed one, and leaves z_raw alone."""

@@ -73,6 +73,19 @@ class Config:
     # (benchmarks/RESULTS.md, session 11). 0 = the paper.
     lambda_rest_adv: float = 0.0
     rest_classifier_width: int = 16
+    # Not in the paper: keep the source's value of each swapped attribute out of the swapped *image*.
+    # A leak classifier L (D's conv stack with its own weights) is trained, in D's step, to read the
+    # source's own label of attribute m from x~ = Dec(e with unit m from the partner), on the pairs
+    # that swap m; G is trained to make L's posterior uniform there. When x~ shows the partner's
+    # value of m and nothing of the source's, L is at chance, since the partner's value does not
+    # depend on the source's (labels drawn independently; on correlated data L can also use the
+    # correlated attributes the source keeps). Unlike R, which must find the attribute in the
+    # embedding the encoder hides it in, L reads what the decoder draws, and unlike D's head it is
+    # trained on the swaps themselves, so a mouth D accepts as a smile but that still differs between
+    # smiling and non-smiling sources is what L learns to read. On the bench the decoder kept the
+    # source's smile in 0.6 of Smiling swaps at 2,000 steps while D's head accepted them
+    # (benchmarks/RESULTS.md, session 21). 0 = the paper.
+    lambda_swap_leak: float = 0.0
     lambda_rec: float = 10.0
     # Not in the paper: an L1 autoencoding term |x - Dec(Enc(x))|. Eq. 4 reconstructs only through
     # two encode-swap-decode passes, which on short CPU runs leaves the decoder blurry for
@@ -112,6 +125,11 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     if config.swap_strategy not in SWAP_STRATEGIES:
         raise ValueError(f"latent_swap: swap_strategy must be one of {', '.join(SWAP_STRATEGIES)}, "
                          f"got {config.swap_strategy!r}")
+    if config.lambda_swap_leak > 0 and config.swap_strategy != "independent":
+        # The paper's strategy always swaps the attributes whose labels differ, so "m was swapped"
+        # itself tells L that the source's value is probably not the one drawn.
+        raise ValueError("latent_swap: lambda_swap_leak > 0 needs swap_strategy=independent, "
+                         f"got swap_strategy={config.swap_strategy!r}")
     w, norm = config.base_width, config.g_norm
     n_enc = config.num_res_blocks // 2
     n_dec = config.num_res_blocks - n_enc
@@ -149,10 +167,20 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     cls = blocks.conv(schema.num_columns, final, spectral=config.d_spectral_norm, padding="valid", name="cls")(h)
     cls = layers.Flatten()(cls)
     discriminator = keras.Model(x_d, {"adv": adv, "cls": cls}, name="discriminator")
+    networks = {}
+    if config.lambda_swap_leak > 0:
+        x_l = keras.Input([image_size, image_size, 3], name="swapped_image")
+        h, width = x_l, config.d_width
+        for i in range(d_layers):
+            h = blocks.conv_norm_act(h, min(width, config.d_max_width), 4, strides=2, norm="none",
+                                     activation="lrelu01", name=f"leak_conv{i}")
+            width *= 2
+        leak = layers.Flatten()(blocks.conv(schema.num_columns, final, padding="valid", name="leak_cls")(h))
+        networks["leak_classifier"] = keras.Model(x_l, leak, name="leak_classifier")
 
     u_in = keras.Input([latent, latent, len(schema) * config.unit_channels], name="unit_difference")
     verifier = keras.Model(u_in, UnitwiseDense(len(schema), name="verify")(u_in), name="verifier")
-    networks = {"encoder": encoder, "decoder": decoder, "discriminator": discriminator, "verifier": verifier}
+    networks.update({"encoder": encoder, "decoder": decoder, "discriminator": discriminator, "verifier": verifier})
     if config.lambda_rest_adv > 0:
         r_in = keras.Input([latent, latent, channels], name="embedding_without_unit")
         h, rw = r_in, config.rest_classifier_width
@@ -216,11 +244,11 @@ class Model(base.AttributeTransferModel):
     """latent_swap trainer and inference operations (encode, decode, swap, blend)."""
 
     LOSS_NAMES = ("d/adv", "d/gp", "d/cls", "d/rest_cls", "g/adv", "g/cls", "g/ver", "g/rec", "g/self_rec",
-                  "g/unit_cls", "g/rest_adv", "g/ver_acc")
+                  "g/unit_cls", "g/rest_adv", "g/ver_acc", "d/leak_cls", "g/leak")
     OPTIMIZER_GROUPS = {"g": ("encoder", "decoder", "verifier", "unit_classifier"),
-                        "d": ("discriminator", "rest_classifier")}
-    # built only when lambda_unit_cls > 0 / lambda_rest_adv > 0
-    OPTIONAL_NETWORKS = ("unit_classifier", "rest_classifier")
+                        "d": ("discriminator", "rest_classifier", "leak_classifier")}
+    # built only when lambda_unit_cls > 0 / lambda_rest_adv > 0 / lambda_swap_leak > 0
+    OPTIONAL_NETWORKS = ("unit_classifier", "rest_classifier", "leak_classifier")
     BATCH_MULTIPLE = 2  # examples are paired (0,1), (2,3), ... within each replica
 
     def __init__(self, networks, config: Config, schema: Schema, image_size: int, **kwargs):
@@ -340,6 +368,12 @@ class Model(base.AttributeTransferModel):
         return tf.add_n([classification.attribute_cross_entropy(logits[m], targets, self.schema.column_slices,
                                                                 self._binary, mask[m]) for m in range(k)]) / k
 
+    def leak_loss(self, logits, targets, swap):
+        """Per example `[B]`: cross-entropy of L's logits on x~ against `targets` (the source's own
+        labels for L, `uniform_targets` for G), averaged over the attributes the pair swapped; 0 for
+        a pair that swapped none."""
+        return classification.attribute_cross_entropy(logits, targets, self.schema.column_slices, self._binary, swap)
+
     def uniform_targets(self, batch_size):
         return tf.tile(self._uniform, [batch_size, 1])
 
@@ -395,6 +429,12 @@ class Model(base.AttributeTransferModel):
                 g_total += c.lambda_rest_adv * g_rest
             else:
                 g_rest = tf.zeros_like(g_rec)
+            if c.lambda_swap_leak > 0:
+                g_leak = self.leak_loss(self.leak_classifier(x_tilde, training=True),
+                                        self.uniform_targets(tf.shape(y)[0]), swap)
+                g_total += c.lambda_swap_leak * g_leak
+            else:
+                g_leak = tf.zeros_like(g_rec)
             g_loss = self.reduce(g_total)
         self.apply("g", g_tape, g_loss)
 
@@ -415,13 +455,18 @@ class Model(base.AttributeTransferModel):
                 d_total += d_rest
             else:
                 d_rest = tf.zeros_like(d_adv)
+            if c.lambda_swap_leak > 0:  # L has its own weights too; it learns the source's labels from x~
+                d_leak = self.leak_loss(self.leak_classifier(fake, training=True), y, swap)
+                d_total += d_leak
+            else:
+                d_leak = tf.zeros_like(d_adv)
             d_loss = self.reduce(d_total)
         self.apply("d", d_tape, d_loss)
 
         for name, value in (("d/adv", d_adv), ("d/gp", d_gp), ("d/cls", d_cls), ("d/rest_cls", d_rest),
                             ("g/adv", g_adv), ("g/cls", g_cls), ("g/ver", g_ver), ("g/rec", g_rec),
                             ("g/self_rec", g_self), ("g/unit_cls", g_unit), ("g/rest_adv", g_rest),
-                            ("g/ver_acc", ver_acc)):
+                            ("g/ver_acc", ver_acc), ("d/leak_cls", d_leak), ("g/leak", g_leak)):
             self.track(name, value)
         return self.logs()
 

@@ -113,6 +113,17 @@ class Config:
     # Ramp lambda_mask linearly from 0 over this many steps (0 = full weight from the start). At
     # full weight from step 0 the prior shut the masks before D_B had learnt to draw the content.
     mask_warmup_steps: int = 0
+    # Not in the paper: apply lambda_mask to m(b, b) only where b has nothing D_A's rendering of
+    # E_c(b) lacks, i.e. where mean_channels |b - D_A(E_c(b))| < mask_prior_gate (gradient stopped
+    # through the gate; m(a, a) keeps the full prior, domain A has no content; m(a, b) none, it has
+    # no target to gate by and follows m(b, b) through the shared decoder). Ungated, the prior
+    # pulls the content's pixels down as hard as the rest: on bench glasses it ranked them first
+    # (13:1 inside vs outside) but left them at mask 0.27-0.30, under the 0.5 threshold, so transfer
+    # was 0.19 (mask_transfer.md, session 20). The gate is the model's own Eq. 6 residual, no labels:
+    # with E_c(b) content-free, D_A's output differs from b where the content is, plus D_A's blur
+    # (at 750 steps 0.3 kept 0.59 of the glasses' pixels and 0.05 of the rest; session 21).
+    # 0 = the ungated prior on all three masks.
+    mask_prior_gate: float = 0.0
     # Not in the paper: weight of a binarisation term 4 m (1 - m) on the same three masks (0 at
     # m in {0, 1}, 1 at m = 0.5), ramped with mask_warmup_steps. Eq. 6 is an L1 loss on the blend
     # m z_raw + (1 - m) D_A(E_c(b)); where b lies between a blurry z_raw and D_A's output, a
@@ -363,7 +374,12 @@ class Model(base.AttributeTransferModel):
         }
         masks = {"mask/ab": reconstruction.l1(m_ab, 0.0), "mask/bb": reconstruction.l1(m_bb, 0.0),
                  "mask/aa": reconstruction.l1(m_aa, 0.0)}
-        terms["g/mask"] = (masks["mask/ab"] + masks["mask/bb"] + masks["mask/aa"]) / 3.0
+        if self.config.mask_prior_gate > 0:
+            residual = tf.reduce_mean(tf.abs(b - removed_b), axis=-1, keepdims=True)
+            gate = tf.stop_gradient(tf.cast(residual < self.config.mask_prior_gate, m_bb.dtype))
+            terms["g/mask"] = (reconstruction.l1(m_bb * gate, 0.0) + masks["mask/aa"]) / 2.0
+        else:
+            terms["g/mask"] = (masks["mask/ab"] + masks["mask/bb"] + masks["mask/aa"]) / 3.0
         terms["g/mask_binary"] = (mask_losses.undecided(m_ab) + mask_losses.undecided(m_bb)
                                   + mask_losses.undecided(m_aa)) / 3.0
         return terms, masks, common
