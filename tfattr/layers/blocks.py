@@ -45,6 +45,15 @@ def conv_norm_act(x, filters, kernel, strides=1, norm="batch", activation="relu"
     return activate(x, activation)
 
 
+def patchgan_stack(x, num_layers, width, max_width, spectral=False, name="d_conv"):
+    """StarGAN's discriminator trunk: `num_layers` stride-2 4x4 convs, widths doubling from `width`
+    up to `max_width`, LeakyReLU 0.01, no normalisation; layers named `{name}0`, `{name}1`, ..."""
+    for i in range(num_layers):
+        x = conv_norm_act(x, min(width * 2**i, max_width), 4, strides=2, norm="none", activation="lrelu01",
+                          spectral=spectral, name=f"{name}{i}")
+    return x
+
+
 def activate(x, activation):
     if activation is None:
         return x

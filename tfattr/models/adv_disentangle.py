@@ -173,11 +173,7 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
 
     d_layers = config.d_layers or max(1, int(math.log2(image_size)) - 1)
     x_d = keras.Input([image_size, image_size, 3], name="image")
-    t, width = x_d, config.d_width
-    for i in range(d_layers):
-        t = blocks.conv_norm_act(t, min(width, config.d_max_width), 4, strides=2, norm="none",
-                                 activation="lrelu01", name=f"d_conv{i}")
-        width *= 2
+    t = blocks.patchgan_stack(x_d, d_layers, config.d_width, config.d_max_width)
     discriminator = keras.Model(x_d, blocks.conv(1, 3, name="adv")(t), name="discriminator")
     return {"encoder": encoder, "decoder": decoder, "classifier": classifier,
             "latent_classifier": latent_classifier, "discriminator": discriminator}

@@ -157,11 +157,7 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
 
     d_layers = config.d_layers or max(1, int(math.log2(image_size)) - 1)
     x_d = keras.Input([image_size, image_size, 3], name="image")
-    h, width = x_d, config.d_width
-    for i in range(d_layers):
-        h = blocks.conv_norm_act(h, min(width, config.d_max_width), 4, strides=2, norm="none",
-                                 activation="lrelu01", spectral=config.d_spectral_norm, name=f"d_conv{i}")
-        width *= 2
+    h = blocks.patchgan_stack(x_d, d_layers, config.d_width, config.d_max_width, config.d_spectral_norm)
     adv = blocks.conv(1, 3, spectral=config.d_spectral_norm, name="adv")(h)  # PatchGAN real/fake map
     final = image_size // 2**d_layers
     cls = blocks.conv(schema.num_columns, final, spectral=config.d_spectral_norm, padding="valid", name="cls")(h)
@@ -170,11 +166,7 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     networks = {}
     if config.lambda_swap_leak > 0:
         x_l = keras.Input([image_size, image_size, 3], name="swapped_image")
-        h, width = x_l, config.d_width
-        for i in range(d_layers):
-            h = blocks.conv_norm_act(h, min(width, config.d_max_width), 4, strides=2, norm="none",
-                                     activation="lrelu01", name=f"leak_conv{i}")
-            width *= 2
+        h = blocks.patchgan_stack(x_l, d_layers, config.d_width, config.d_max_width, name="leak_conv")
         leak = layers.Flatten()(blocks.conv(schema.num_columns, final, padding="valid", name="leak_cls")(h))
         networks["leak_classifier"] = keras.Model(x_l, leak, name="leak_classifier")
 
