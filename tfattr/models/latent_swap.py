@@ -83,8 +83,9 @@ class Config:
     # embedding the encoder hides it in, L reads what the decoder draws, and unlike D's head it is
     # trained on the swaps themselves, so a mouth D accepts as a smile but that still differs between
     # smiling and non-smiling sources is what L learns to read. On the bench the decoder kept the
-    # source's smile in 0.6 of Smiling swaps at 2,000 steps while D's head accepted them
-    # (benchmarks/RESULTS.md, session 21). 0 = the paper.
+    # source's smile in 0.6 of Smiling swaps at 2,000 steps while D's head accepted them. Measured
+    # at weight 1 on the demo: no gain (smile 0.319, source's smile still kept in 0.665 of swaps; L
+    # stayed near chance; benchmarks/RESULTS.md, latent_swap session 22). 0 = the paper.
     lambda_swap_leak: float = 0.0
     lambda_rec: float = 10.0
     # Not in the paper: an L1 autoencoding term |x - Dec(Enc(x))|. Eq. 4 reconstructs only through

@@ -121,7 +121,9 @@ class Config:
     # (13:1 inside vs outside) but left them at mask 0.27-0.30, under the 0.5 threshold, so transfer
     # was 0.19 (mask_transfer.md, session 20). The gate is the model's own Eq. 6 residual, no labels:
     # with E_c(b) content-free, D_A's output differs from b where the content is, plus D_A's blur
-    # (at 750 steps 0.3 kept 0.59 of the glasses' pixels and 0.05 of the rest; session 21).
+    # (session 21's estimate at 750 steps: 0.3 keeps 0.59 of the glasses' pixels, 0.05 of the rest).
+    # Measured at 0.3 with lambda_mask 0.5: 0.33-0.41 mask on the glasses against 0.27-0.30 ungated,
+    # transfer 0.42-0.53 against 0.19-0.28, still under the 0.5 threshold (mask_transfer.md, session 22).
     # 0 = the ungated prior on all three masks.
     mask_prior_gate: float = 0.0
     # Not in the paper: weight of a binarisation term 4 m (1 - m) on the same three masks (0 at
