@@ -57,6 +57,8 @@ def main():
     p.add_argument("--cache_dir", default="/tmp/tfattr_probe_cache")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save", default=None, help="write the final networks' weights to this checkpoint prefix")
+    p.add_argument("--hard_thresholds", default="", help="comma-separated thresholds t: also report transfer with "
+                   "the binarised mask m(a, b) > t (acc_t, mae_out_t)")
     p.add_argument("--load", default=None, help="start from these weights (a --save file of a run with the same "
                    "architecture); the optimizers start fresh and the loss ramps count from this run's step 0")
     args = p.parse_args()
@@ -113,9 +115,16 @@ def main():
         x = np.where(rng.uniform(size=(len(x), 1, 1, 1)) < 0.5, x[:, :, ::-1], x)
         return tf.constant(signed(x))
 
+    hard = [float(t) for t in args.hard_thresholds.split(",") if t]
+
     def evaluate():
-        z, _ = model.transfer(xa, xb)
+        z, mask_ab = model.transfer(xa, xb)
         z = z.numpy()
+        extra = {}
+        for t in hard:
+            zt = model.transfer(xa, xb, threshold=t)[0].numpy()
+            extra[f"acc_{t:g}"] = (oracle.predict_labels(zt)[:, col] == value_b).mean()
+            extra[f"mae_out_{t:g}"] = np.abs(zt - xa).mean(-1)[outside].mean()
         soft, _ = model.segment(xb100)
         soft = soft.numpy()[..., 0]
         removed, _ = model.remove(xb100)
@@ -128,9 +137,11 @@ def main():
                 "mae_out": np.abs(z - xa).mean(-1)[outside].mean(),
                 "m_in": soft[truth100 > 0.5].mean(), "m_out": soft[truth100 <= 0.5].mean(),
                 "da_absent": (oracle.predict_labels(da)[:, col] != value_b).mean(),
-                "da_l1": np.abs(da - xb100).mean()}
+                "da_l1": np.abs(da - xb100).mean(), **extra}
 
     start = time.time()
+    if args.steps == 0:
+        print(json.dumps({"step": 0, **{k: round(float(v), 3) for k, v in evaluate().items()}}), flush=True)
     for step in range(1, args.steps + 1):
         step_fn({"image_a": batch(train_a), "image_b": batch(train_b)})
         if step % args.every == 0 or step == args.steps:

@@ -70,6 +70,20 @@ def test_reconstruction_path_is_transfer_onto_itself(model):
     assert np.all(np.abs(z.numpy() - x.numpy()) <= 2 * mask.numpy() + 1e-5)
 
 
+def test_thresholded_transfer_takes_each_pixel_from_one_image(model):
+    batch = two_domain_batch(seed=7)
+    a, b = batch["image_a"], batch["image_b"]
+    soft_z, soft = model.transfer(a, b)
+    mask, raw = model.decode_b(model.common_encoder(a), model.separate_encoder(b))
+    for threshold in (0.3, 0.5, 0.7):
+        z, returned = model.transfer(a, b, threshold=threshold)
+        np.testing.assert_array_equal(returned.numpy(), soft.numpy())  # the soft mask is returned
+        inside = np.broadcast_to(soft.numpy() > threshold, a.shape)
+        np.testing.assert_allclose(z.numpy()[inside], raw.numpy()[inside], atol=1e-6)
+        np.testing.assert_array_equal(z.numpy()[~inside], a.numpy()[~inside])
+    assert not np.allclose(soft_z.numpy(), model.transfer(a, b, threshold=0.5)[0].numpy())
+
+
 def test_removal_keeps_pixels_outside_the_binary_mask(model):
     b = two_domain_batch(seed=4)["image_b"]
     for threshold in (0.3, 0.5, 0.7):

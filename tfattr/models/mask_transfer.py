@@ -282,11 +282,15 @@ class Model(base.AttributeTransferModel):
         out = self.decoder_b([common, separate], training=training)
         return out["mask"], out["raw"]
 
-    def transfer(self, image_a, image_b, training=False):
-        """Guided transfer z(a, b) (Eqs. 1-2): returns (translated image, soft mask `[B,S,S,1]`)."""
+    def transfer(self, image_a, image_b, training=False, threshold: float | None = None):
+        """Guided transfer z(a, b) (Eqs. 1-2): returns (translated image, soft mask `[B,S,S,1]`).
+
+        With `threshold`, the composite uses the binarised mask m(a, b) > threshold instead of the
+        soft one (the returned mask stays soft)."""
         mask, raw = self.decode_b(self.common_encoder(image_a, training=training),
                                   self.separate_encoder(image_b, training=training), training)
-        return mask_losses.composite(mask, raw, image_a), mask
+        used = mask if threshold is None else tf.cast(mask > threshold, mask.dtype)
+        return mask_losses.composite(used, raw, image_a), mask
 
     def reconstruct(self, images, training=False):
         """z(x, x), the path L_Recon2 trains (Eq. 8): ideally the input with an empty mask for x in A."""
