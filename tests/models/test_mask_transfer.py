@@ -238,6 +238,22 @@ def test_mask_bias_init_sets_the_starting_mask():
     assert m3 > m0 + 0.2 and m3 > 0.7  # sigmoid(3) = 0.95 before the kernel's spread
 
 
+@pytest.mark.parametrize("start,warmup,expected", [
+    (0, 0, [1.0, 1.0, 1.0, 1.0]),
+    (0, 4, [0.0, 0.25, 0.5, 1.0]),
+    (2, 4, [0.0, 0.0, 0.0, 0.5]),
+    (2, 0, [0.0, 0.0, 1.0, 1.0]),
+])
+def test_mask_prior_ramp_starts_after_mask_prior_start(start, warmup, expected):
+    m = build(lambda_mask=1.0, mask_warmup_steps=warmup, mask_prior_start=start)
+    m.compile()
+    got = []
+    for it in (0, 1, 2, 4):
+        m.optimizers["g"].iterations.assign(it)
+        got.append(float(m._ramp(m.config.mask_warmup_steps, m.config.mask_prior_start)))
+    np.testing.assert_allclose(got, expected)
+
+
 def test_mask_sparsity_term_shrinks_only_the_mask():
     """lambda_mask (not in the paper): the mean of m(a,b), m(b,b), m(a,a); its gradient closes the
     mask and never touches the raw image."""

@@ -113,6 +113,13 @@ class Config:
     # Ramp lambda_mask linearly from 0 over this many steps (0 = full weight from the start). At
     # full weight from step 0 the prior shut the masks before D_B had learnt to draw the content.
     mask_warmup_steps: int = 0
+    # Not in the paper: generator updates before that ramp starts (lambda_mask and
+    # lambda_mask_binary are 0 until then). On bench glasses a prior ramped from step 0 shut the
+    # masks before D_B drew the frames (session 19: 0.01 of mask inside the glasses at 750 steps;
+    # session 23 with the gate and the cycle at 0.1 too: 0.03 at 500), while 750 open-mask steps
+    # first and the prior after them kept the glasses (mask_transfer.md, sessions 20-23). 0 = ramp
+    # from the first update.
+    mask_prior_start: int = 0
     # Not in the paper: apply lambda_mask to m(b, b) only where b has nothing D_A's rendering of
     # E_c(b) lacks, i.e. where mean_channels |b - D_A(E_c(b))| < mask_prior_gate (gradient stopped
     # through the gate; m(a, a) keeps the full prior, domain A has no content; m(a, b) none, it has
@@ -390,16 +397,19 @@ class Model(base.AttributeTransferModel):
                                   + mask_losses.undecided(m_aa)) / 3.0
         return terms, masks, common
 
-    def _ramp(self, warmup: int):
-        """Linear 0 -> 1 over the first `warmup` generator updates (1 when warmup <= 0)."""
-        if warmup <= 0:
+    def _ramp(self, warmup: int, start: int = 0):
+        """0 for the first `start` generator updates, then linear 0 -> 1 over `warmup` more (a step
+        at `start` when warmup <= 0)."""
+        if warmup <= 0 and start <= 0:
             return 1.0
-        done = tf.cast(self.optimizers["g"].iterations, tf.float32)
-        return tf.minimum(1.0, done / float(warmup))
+        done = tf.cast(self.optimizers["g"].iterations, tf.float32) - float(start)
+        if warmup <= 0:
+            return tf.cast(done >= 0.0, tf.float32)
+        return tf.clip_by_value(done / float(warmup), 0.0, 1.0)
 
     def _generator_total(self, terms):
         c = self.config
-        rec2_ramp, mask_ramp = self._ramp(c.rec2_warmup_steps), self._ramp(c.mask_warmup_steps)
+        rec2_ramp, mask_ramp = self._ramp(c.rec2_warmup_steps), self._ramp(c.mask_warmup_steps, c.mask_prior_start)
         weights = {"g/dc": c.lambda_dc, "g/rec1_a": c.lambda_rec1_a, "g/rec1_b": c.lambda_rec1_b,
                    "g/cycle_common": c.lambda_cycle_common, "g/cycle_separate": c.lambda_cycle_separate,
                    "g/rec2_a": c.lambda_rec2_a * rec2_ramp, "g/rec2_b": c.lambda_rec2_b * rec2_ramp,
