@@ -83,6 +83,10 @@ class Config:
     # λ3, L_Cycle (Eq. 9), split per term: the release trains with 0 on the common-code term and
     # 0.001 on the separate-code term. The common term is also satisfied by an empty mask
     # (z(a, b) = a gives E_c(z) = E_c(a) exactly), so a large weight pulls masks shut.
+    # The separate term is the only one in Sec. 3 that trains the transfer mask m(a, b) on
+    # domain-A sources (Eqs. 6 and 8 train m(b, b) and m(a, a)): at 0.001 bench glasses' m(a, b)
+    # stayed fainter than m(b, b) and the soft composite transferred 0.51; raised to 0.1 from that
+    # state, 0.85 within 250 steps, IoU 0.26 -> 0.43 (mask_transfer.md, session 23).
     lambda_cycle_common: float = 0.0
     lambda_cycle_separate: float = 0.001
     lambda_rec2_a: float = 0.7  # λ4, L^A_Recon2 (Eq. 8)
