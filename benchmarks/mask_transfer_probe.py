@@ -69,6 +69,7 @@ def main():
     from tfattr import models
     from tfattr.data import synthetic as S
     from tfattr.data.attributes import domain_membership
+    from tfattr.losses import mask as mask_losses
     from tfattr.metrics import oracle as oracle_lib
     from tfattr.metrics import protocols, segmentation
 
@@ -118,11 +119,12 @@ def main():
     hard = [float(t) for t in args.hard_thresholds.split(",") if t]
 
     def evaluate():
-        z, mask_ab = model.transfer(xa, xb)
-        z = z.numpy()
+        # one pass of the encoders and D_B; the soft and every thresholded composite reuse it
+        mask_ab, raw_ab = model.decode_b(model.common_encoder(xa), model.separate_encoder(xb))
+        z = mask_losses.composite(mask_ab, raw_ab, xa).numpy()
         extra = {}
         for t in hard:
-            zt = model.transfer(xa, xb, threshold=t)[0].numpy()
+            zt = mask_losses.composite(tf.cast(mask_ab > t, tf.float32), raw_ab, xa).numpy()
             extra[f"acc_{t:g}"] = (oracle.predict_labels(zt)[:, col] == value_b).mean()
             extra[f"mae_out_{t:g}"] = np.abs(zt - xa).mean(-1)[outside].mean()
         soft, _ = model.segment(xb100)

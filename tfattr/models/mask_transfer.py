@@ -86,7 +86,8 @@ class Config:
     # The separate term is the only one in Sec. 3 that trains the transfer mask m(a, b) on
     # domain-A sources (Eqs. 6 and 8 train m(b, b) and m(a, a)): at 0.001 bench glasses' m(a, b)
     # stayed fainter than m(b, b) and the soft composite transferred 0.51; raised to 0.1 from that
-    # state, 0.85 within 250 steps, IoU 0.26 -> 0.43 (mask_transfer.md, session 23).
+    # state, 0.85 within 250 steps, IoU 0.26 -> 0.43, then at 1: 0.86-0.97, IoU 0.47-0.50. From step
+    # 0 it shut the masks (mask_transfer.md, session 23).
     lambda_cycle_common: float = 0.0
     lambda_cycle_separate: float = 0.001
     lambda_rec2_a: float = 0.7  # λ4, L^A_Recon2 (Eq. 8)
