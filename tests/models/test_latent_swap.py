@@ -92,6 +92,23 @@ def test_unknown_swap_strategy_names_the_valid_ones():
         build(swap_strategy="random")
 
 
+def test_residual_swap_output_returns_the_source_plus_the_decoding_change():
+    """swap_output=residual (inference only): x + Dec(e~) - Dec(e), clipped; swapping nothing returns
+    the source itself, and the weights (hence training) are those of the paper's output."""
+    decoded, residual = build(), build(swap_output="residual")
+    residual.set_weights(decoded.get_weights())
+    x = testing.random_batch(4, SIZE, seed=11)["image"]
+    ref, sel = x[::-1], tf.constant([[0.0, 1.0, 0.0]] * 4)
+    np.testing.assert_allclose(residual.swap(x, ref, tf.zeros([4, 3])).numpy(), x.numpy(), atol=1e-6)
+    expected = tf.clip_by_value(x + decoded.swap(x, ref, sel) - decoded.reconstruct(x), -1.0, 1.0)
+    got = residual.swap(x, ref, sel)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-6)
+    assert float(tf.reduce_max(tf.abs(got - x))) > 1e-3  # the swap still changes the image
+    np.testing.assert_allclose(residual.blend(x, ref, sel, tf.ones([4])).numpy(), got.numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="swap_output must be one of decoded, residual"):
+        build(swap_output="pasted")
+
+
 def test_train_step_finite_and_updates_every_network():
     m = build()
     m.compile()

@@ -111,9 +111,19 @@ class Config:
     # combinations; on data whose attributes vary independently (the bench) every combination is
     # observed, and single-attribute swaps are what `swap` is asked for.
     swap_strategy: str = "paper"
+    # Inference only (training never calls swap/blend): what `swap`, `blend`, `call` and the export
+    # signatures return. "decoded" = the paper, Dec(e~). "residual" (not in the paper): the source
+    # plus the change the swap makes to the decoding, x + Dec(e~) - Dec(e), clipped to [-1, 1]; the
+    # residual images of Shen & Liu 2017 and ELEGANT (Xiao et al. 2018), applied after training.
+    # Where the swap does not change the decoding the source's own pixels come back, so the
+    # decoder's blur of 1-3 px details (mouth, brows) no longer costs the untouched attributes:
+    # on the bench reconstructions keep Expression in only 0.59-0.8 of faces (benchmarks/RESULTS.md,
+    # sessions 12-23), and swapping nothing returns the source exactly.
+    swap_output: str = "decoded"
 
 
 SWAP_STRATEGIES = ("paper", "independent")
+SWAP_OUTPUTS = ("decoded", "residual")
 
 
 def embedding_channels(config: Config, schema: Schema) -> int:
@@ -126,6 +136,9 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     if config.swap_strategy not in SWAP_STRATEGIES:
         raise ValueError(f"latent_swap: swap_strategy must be one of {', '.join(SWAP_STRATEGIES)}, "
                          f"got {config.swap_strategy!r}")
+    if config.swap_output not in SWAP_OUTPUTS:
+        raise ValueError(f"latent_swap: swap_output must be one of {', '.join(SWAP_OUTPUTS)}, "
+                         f"got {config.swap_output!r}")
     if config.lambda_swap_leak > 0 and config.swap_strategy != "independent":
         # The paper's strategy always swaps the attributes whose labels differ, so "m was swapped"
         # itself tells L that the source's value is probably not the one drawn.
@@ -288,9 +301,13 @@ class Model(base.AttributeTransferModel):
         return self.decoder(embedding, training=training)
 
     def swap(self, source, reference, attributes, training=False):
-        """Source images with the units of `attributes` (`[B, k]` in {0,1}) taken from `reference`."""
-        return self.decode(self.mix(self.encode(source, training), self.encode(reference, training), attributes),
-                           training)
+        """Source images with the units of `attributes` (`[B, k]` in {0,1}) taken from `reference`
+        (Config.swap_output: the decoding, or the source plus the change it makes)."""
+        e_source = self.encode(source, training)
+        swapped = self.decode(self.mix(e_source, self.encode(reference, training), attributes), training)
+        if self.config.swap_output == "decoded":
+            return swapped
+        return tf.clip_by_value(source + (swapped - self.decode(e_source, training)), -1.0, 1.0)
 
     def blend(self, source, reference, attributes, alpha, training=False):
         """Like `swap`, with the selected units interpolated by `alpha` (`[B]`, 0 = source, 1 = swap)."""
