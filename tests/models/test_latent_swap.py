@@ -105,8 +105,27 @@ def test_residual_swap_output_returns_the_source_plus_the_decoding_change():
     np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-6)
     assert float(tf.reduce_max(tf.abs(got - x))) > 1e-3  # the swap still changes the image
     np.testing.assert_allclose(residual.blend(x, ref, sel, tf.ones([4])).numpy(), got.numpy(), atol=1e-6)
-    with pytest.raises(ValueError, match="swap_output must be one of decoded, residual"):
+    with pytest.raises(ValueError, match="swap_output must be one of decoded, residual, composite"):
         build(swap_output="pasted")
+
+
+def test_composite_swap_output_takes_the_decoding_only_where_the_swap_changes_it():
+    """swap_output=composite: m Dec(e~) + (1 - m) x, m from the swap's change to the decoding."""
+    decoded = build()
+    x = testing.random_batch(4, SIZE, seed=12)["image"]
+    ref, sel = x[::-1], tf.constant([[1.0, 0.0, 0.0]] * 4)
+    swapped = decoded.swap(x, ref, sel).numpy()
+    change = tf.reduce_mean(tf.abs(swapped - decoded.reconstruct(x)), -1, keepdims=True)
+    pooled = tf.nn.max_pool2d(change, 3, 1, "SAME").numpy()
+    t = float(np.median(pooled))  # half the pixels take the decoding whole, half are partly the source
+    comp = build(swap_output="composite", swap_output_threshold=t)
+    comp.set_weights(decoded.get_weights())
+    np.testing.assert_array_equal(comp.swap(x, ref, tf.zeros([4, 3])).numpy(), x.numpy())
+    m = np.minimum(1.0, pooled / t)
+    assert (m == 1.0).mean() >= 0.4 and (m < 0.9).mean() > 0.1
+    np.testing.assert_allclose(comp.swap(x, ref, sel).numpy(), m * swapped + (1 - m) * x.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="swap_output_threshold must be > 0"):
+        build(swap_output_threshold=0.0)
 
 
 def test_train_step_finite_and_updates_every_network():

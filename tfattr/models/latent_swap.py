@@ -118,12 +118,17 @@ class Config:
     # Where the swap does not change the decoding the source's own pixels come back, so the
     # decoder's blur of 1-3 px details (mouth, brows) no longer costs the untouched attributes:
     # on the bench reconstructions keep Expression in only 0.59-0.8 of faces (benchmarks/RESULTS.md,
-    # sessions 12-23), and swapping nothing returns the source exactly.
+    # sessions 12-23), and swapping nothing returns the source exactly. "composite" (not in the
+    # paper either): per pixel, the decoding where the swap changes it and the source elsewhere,
+    # m Dec(e~) + (1 - m) x with m = min(1, maxpool3x3(mean_channels |Dec(e~) - Dec(e)|) / t),
+    # t = swap_output_threshold: unlike "residual" it does not leave the source's sharp details
+    # (a closed mouth's lines) under the new content (a smile) where the swap redraws a region.
     swap_output: str = "decoded"
+    swap_output_threshold: float = 0.1
 
 
 SWAP_STRATEGIES = ("paper", "independent")
-SWAP_OUTPUTS = ("decoded", "residual")
+SWAP_OUTPUTS = ("decoded", "residual", "composite")
 
 
 def embedding_channels(config: Config, schema: Schema) -> int:
@@ -139,6 +144,8 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     if config.swap_output not in SWAP_OUTPUTS:
         raise ValueError(f"latent_swap: swap_output must be one of {', '.join(SWAP_OUTPUTS)}, "
                          f"got {config.swap_output!r}")
+    if config.swap_output_threshold <= 0:
+        raise ValueError(f"latent_swap: swap_output_threshold must be > 0, got {config.swap_output_threshold}")
     if config.lambda_swap_leak > 0 and config.swap_strategy != "independent":
         # The paper's strategy always swaps the attributes whose labels differ, so "m was swapped"
         # itself tells L that the source's value is probably not the one drawn.
@@ -307,7 +314,12 @@ class Model(base.AttributeTransferModel):
         swapped = self.decode(self.mix(e_source, self.encode(reference, training), attributes), training)
         if self.config.swap_output == "decoded":
             return swapped
-        return tf.clip_by_value(source + (swapped - self.decode(e_source, training)), -1.0, 1.0)
+        change = swapped - self.decode(e_source, training)
+        if self.config.swap_output == "residual":
+            return tf.clip_by_value(source + change, -1.0, 1.0)
+        m = tf.nn.max_pool2d(tf.reduce_mean(tf.abs(change), axis=-1, keepdims=True), 3, 1, "SAME")
+        m = tf.minimum(1.0, m / self.config.swap_output_threshold)
+        return m * swapped + (1.0 - m) * source
 
     def blend(self, source, reference, attributes, alpha, training=False):
         """Like `swap`, with the selected units interpolated by `alpha` (`[B]`, 0 = source, 1 = swap)."""
