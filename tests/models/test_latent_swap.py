@@ -156,6 +156,21 @@ def train_on_one_batch(m, loss_name, network, logs=None, steps=30):
     return first, float(out[loss_name])
 
 
+def test_swap_change_penalty_is_zero_without_a_swap_and_shrinks_the_change():
+    """lambda_swap_change (not in the paper): |Dec(e~) - Dec(e)| per example, 0 when no unit moves."""
+    tf.keras.utils.set_random_seed(0)
+    m = build(lambda_swap_change=10.0, lr_g=1e-3)
+    m.compile()
+    batch = testing.smooth_batch(4, SIZE, seed=5)
+    assert float(m.train_step({**batch, "swap": tf.zeros([4, 3])})["g/swap_change"]) == 0.0
+    m.reset_trackers()
+    first, last = train_on_one_batch(m, "g/swap_change", m.networks["decoder"])
+    assert first > 0 and last < 0.5 * first
+    paper = build()
+    paper.compile()
+    assert float(paper.train_step(batch)["g/swap_change"]) == 0.0  # weight 0: not computed
+
+
 def test_unit_classifier_reads_only_its_own_unit_and_learns():
     assert "unit_classifier" not in build().networks  # the paper's objective: no such term
     tf.keras.utils.set_random_seed(0)

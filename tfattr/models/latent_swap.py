@@ -87,6 +87,15 @@ class Config:
     # at weight 1 on the demo: no gain (smile 0.319, source's smile still kept in 0.665 of swaps; L
     # stayed near chance; benchmarks/RESULTS.md, latent_swap session 22). 0 = the paper.
     lambda_swap_leak: float = 0.0
+    # Not in the paper: an L1 penalty on the change a swap makes to the decoding,
+    # |Dec(e~) - Dec(e)| (Dec(e) gradient-stopped; 0 where nothing is swapped), the sparsity term of
+    # Shen & Liu 2017's residual images. Nothing in Eqs. 1-7 keeps a unit from carrying more than
+    # its attribute: on the bench the 16x16 hair unit also carried the reference's bangs,
+    # expression, gaze and illumination (hair swaps kept them in 0.25-0.72 of faces at 1,000 steps,
+    # benchmarks/RESULTS.md session 24), so a hair swap redrew the whole face. D's classifier needs
+    # only the new attribute, so the penalty leaves a unit the cheapest change that passes it.
+    # 0 = the paper.
+    lambda_swap_change: float = 0.0
     lambda_rec: float = 10.0
     # Not in the paper: an L1 autoencoding term |x - Dec(Enc(x))|. Eq. 4 reconstructs only through
     # two encode-swap-decode passes, which on short CPU runs leaves the decoder blurry for
@@ -257,7 +266,7 @@ class Model(base.AttributeTransferModel):
     """latent_swap trainer and inference operations (encode, decode, swap, blend)."""
 
     LOSS_NAMES = ("d/adv", "d/gp", "d/cls", "d/rest_cls", "g/adv", "g/cls", "g/ver", "g/rec", "g/self_rec",
-                  "g/unit_cls", "g/rest_adv", "g/ver_acc", "d/leak_cls", "g/leak")
+                  "g/unit_cls", "g/rest_adv", "g/ver_acc", "d/leak_cls", "g/leak", "g/swap_change")
     OPTIMIZER_GROUPS = {"g": ("encoder", "decoder", "verifier", "unit_classifier"),
                         "d": ("discriminator", "rest_classifier", "leak_classifier")}
     # built only when lambda_unit_cls > 0 / lambda_rest_adv > 0 / lambda_swap_leak > 0
@@ -435,11 +444,18 @@ class Model(base.AttributeTransferModel):
             g_ver, ver_acc = self.verification_loss(e, e_back, perm)
             g_rec = reconstruction.l1(x, x_back)
             g_total = g_adv + c.lambda_cls * g_cls + c.lambda_ver * g_ver + c.lambda_rec * g_rec
+            if c.lambda_self_rec > 0 or c.lambda_swap_change > 0:
+                x_self = self.decode(e, training=True)
             if c.lambda_self_rec > 0:
-                g_self = reconstruction.l1(x, self.decode(e, training=True))
+                g_self = reconstruction.l1(x, x_self)
                 g_total += c.lambda_self_rec * g_self
             else:
                 g_self = tf.zeros_like(g_rec)
+            if c.lambda_swap_change > 0:
+                g_change = reconstruction.l1(x_tilde, tf.stop_gradient(x_self))
+                g_total += c.lambda_swap_change * g_change
+            else:
+                g_change = tf.zeros_like(g_rec)
             if c.lambda_unit_cls > 0:
                 units = e[..., :self.num_units * self.unit_channels]
                 g_unit = self.attribute_ce(self.unit_classifier(units, training=True), y)
@@ -488,7 +504,8 @@ class Model(base.AttributeTransferModel):
         for name, value in (("d/adv", d_adv), ("d/gp", d_gp), ("d/cls", d_cls), ("d/rest_cls", d_rest),
                             ("g/adv", g_adv), ("g/cls", g_cls), ("g/ver", g_ver), ("g/rec", g_rec),
                             ("g/self_rec", g_self), ("g/unit_cls", g_unit), ("g/rest_adv", g_rest),
-                            ("g/ver_acc", ver_acc), ("d/leak_cls", d_leak), ("g/leak", g_leak)):
+                            ("g/ver_acc", ver_acc), ("d/leak_cls", d_leak), ("g/leak", g_leak),
+                            ("g/swap_change", g_change)):
             self.track(name, value)
         return self.logs()
 
