@@ -254,6 +254,21 @@ def test_mask_prior_ramp_starts_after_mask_prior_start(start, warmup, expected):
     np.testing.assert_allclose(got, expected)
 
 
+def test_mask_prior_stops_at_mask_prior_end():
+    only_prior = {k: 0.0 for k in ("lambda_dc", "lambda_rec1_a", "lambda_rec1_b", "lambda_cycle_common",
+                                   "lambda_cycle_separate", "lambda_rec2_a", "lambda_rec2_b")}
+    m = build(lambda_mask=2.0, mask_prior_start=1, mask_warmup_steps=2, mask_prior_end=5, **only_prior)
+    m.compile()
+    a, b = two_domain_batch(seed=10).values()
+    terms, _, _ = m._forward(a, b, training=False)
+    prior = float(tf.reduce_mean(terms["g/mask"]))
+    got = []
+    for it in (0, 2, 4, 5, 8):
+        m.optimizers["g"].iterations.assign(it)
+        got.append(float(tf.reduce_mean(m._generator_total(terms))))
+    np.testing.assert_allclose(got, [0.0, 1.0 * prior, 2.0 * prior, 0.0, 0.0], rtol=1e-5, atol=1e-7)
+
+
 def test_cycle_separate_weight_waits_for_cycle_start():
     """cycle_start / cycle_warmup_steps (not in the paper): the separate-code cycle term adds nothing
     to the generator loss before cycle_start updates, then ramps to lambda_cycle_separate."""

@@ -132,6 +132,13 @@ class Config:
     # first and the prior after them kept the glasses (mask_transfer.md, sessions 20-23). 0 = ramp
     # from the first update.
     mask_prior_start: int = 0
+    # Not in the paper: generator updates after which lambda_mask and lambda_mask_binary are 0
+    # again (0 = never). Once the prior has localised the masks and the separate-code cycle trains
+    # m(a, b), the prior keeps pulling the inside down too: on bench glasses, with the prior on,
+    # the inside oscillated at 0.19-0.39 and soft transfer at 0.12-0.66 over 2,000-3,000 steps,
+    # and 250 steps without it from the 3,000-step state gave 0.61 inside, 0.04 outside and
+    # transfer 0.92 (mask_transfer.md, session 24).
+    mask_prior_end: int = 0
     # Not in the paper: apply lambda_mask to m(b, b) only where b has nothing D_A's rendering of
     # E_c(b) lacks, i.e. where mean_channels |b - D_A(E_c(b))| < mask_prior_gate (gradient stopped
     # through the gate; m(a, a) keeps the full prior, domain A has no content; m(a, b) none, it has
@@ -422,6 +429,8 @@ class Model(base.AttributeTransferModel):
     def _generator_total(self, terms):
         c = self.config
         rec2_ramp, mask_ramp = self._ramp(c.rec2_warmup_steps), self._ramp(c.mask_warmup_steps, c.mask_prior_start)
+        if c.mask_prior_end > 0:
+            mask_ramp = mask_ramp * (1.0 - self._ramp(0, c.mask_prior_end))
         cycle_ramp = self._ramp(c.cycle_warmup_steps, c.cycle_start)
         weights = {"g/dc": c.lambda_dc, "g/rec1_a": c.lambda_rec1_a, "g/rec1_b": c.lambda_rec1_b,
                    "g/cycle_common": c.lambda_cycle_common, "g/cycle_separate": c.lambda_cycle_separate * cycle_ramp,
