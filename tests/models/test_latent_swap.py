@@ -110,11 +110,12 @@ def test_residual_swap_output_returns_the_source_plus_the_decoding_change():
 
 
 def test_composite_swap_output_takes_the_decoding_only_where_the_swap_changes_it():
-    """swap_output=composite: m Dec(e~) + (1 - m) x, m from the swap's change to the decoding."""
+    """swap_output=composite: m Dec(e~) + (1 - m) residual, m from the swap's change to the decoding."""
     decoded = build()
     x = testing.random_batch(4, SIZE, seed=12)["image"]
     ref, sel = x[::-1], tf.constant([[1.0, 0.0, 0.0]] * 4)
     swapped = decoded.swap(x, ref, sel).numpy()
+    residual = np.clip(x.numpy() + swapped - decoded.reconstruct(x).numpy(), -1.0, 1.0)
     change = tf.reduce_mean(tf.abs(swapped - decoded.reconstruct(x)), -1, keepdims=True)
     pooled = tf.nn.max_pool2d(change, 3, 1, "SAME").numpy()
     t = float(np.median(pooled))  # half the pixels take the decoding whole, half are partly the source
@@ -123,7 +124,7 @@ def test_composite_swap_output_takes_the_decoding_only_where_the_swap_changes_it
     np.testing.assert_array_equal(comp.swap(x, ref, tf.zeros([4, 3])).numpy(), x.numpy())
     m = np.minimum(1.0, pooled / t)
     assert (m == 1.0).mean() >= 0.4 and (m < 0.9).mean() > 0.1
-    np.testing.assert_allclose(comp.swap(x, ref, sel).numpy(), m * swapped + (1 - m) * x.numpy(), atol=1e-5)
+    np.testing.assert_allclose(comp.swap(x, ref, sel).numpy(), m * swapped + (1 - m) * residual, atol=1e-5)
     with pytest.raises(ValueError, match="swap_output_threshold must be > 0"):
         build(swap_output_threshold=0.0)
 

@@ -128,10 +128,12 @@ class Config:
     # decoder's blur of 1-3 px details (mouth, brows) no longer costs the untouched attributes:
     # on the bench reconstructions keep Expression in only 0.59-0.8 of faces (benchmarks/RESULTS.md,
     # sessions 12-23), and swapping nothing returns the source exactly. "composite" (not in the
-    # paper either): per pixel, the decoding where the swap changes it and the source elsewhere,
-    # m Dec(e~) + (1 - m) x with m = min(1, maxpool3x3(mean_channels |Dec(e~) - Dec(e)|) / t),
-    # t = swap_output_threshold: unlike "residual" it does not leave the source's sharp details
-    # (a closed mouth's lines) under the new content (a smile) where the swap redraws a region.
+    # paper either): per pixel, the decoding where the swap changes it a lot and the residual
+    # output elsewhere, m Dec(e~) + (1 - m) residual with
+    # m = min(1, maxpool3x3(mean_channels |Dec(e~) - Dec(e)|) / t), t = swap_output_threshold
+    # (t -> 0: "decoded", t -> inf: "residual"). The residual alone leaves the source's sharp details
+    # (a closed mouth's lines) under the new content where the swap redraws a region: at 1,000
+    # bench steps it kept the smile swap at 0.01 against 0.26 decoded (RESULTS.md, session 24).
     swap_output: str = "decoded"
     swap_output_threshold: float = 0.1
 
@@ -324,11 +326,12 @@ class Model(base.AttributeTransferModel):
         if self.config.swap_output == "decoded":
             return swapped
         change = swapped - self.decode(e_source, training)
+        residual = tf.clip_by_value(source + change, -1.0, 1.0)
         if self.config.swap_output == "residual":
-            return tf.clip_by_value(source + change, -1.0, 1.0)
+            return residual
         m = tf.nn.max_pool2d(tf.reduce_mean(tf.abs(change), axis=-1, keepdims=True), 3, 1, "SAME")
         m = tf.minimum(1.0, m / self.config.swap_output_threshold)
-        return m * swapped + (1.0 - m) * source
+        return m * swapped + (1.0 - m) * residual
 
     def blend(self, source, reference, attributes, alpha, training=False):
         """Like `swap`, with the selected units interpolated by `alpha` (`[B]`, 0 = source, 1 = swap)."""
