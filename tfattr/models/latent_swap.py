@@ -320,7 +320,7 @@ class Model(base.AttributeTransferModel):
 
     def swap(self, source, reference, attributes, training=False):
         """Source images with the units of `attributes` (`[B, k]` in {0,1}) taken from `reference`
-        (Config.swap_output: the decoding, or the source plus the change it makes)."""
+        (Config.swap_output: the decoding, the source plus the change it makes, or their composite)."""
         e_source = self.encode(source, training)
         swapped = self.decode(self.mix(e_source, self.encode(reference, training), attributes), training)
         if self.config.swap_output == "decoded":

@@ -416,21 +416,22 @@ class Model(base.AttributeTransferModel):
                                   + mask_losses.undecided(m_aa)) / 3.0
         return terms, masks, common
 
-    def _ramp(self, warmup: int, start: int = 0):
+    def _ramp(self, warmup: int, start: int = 0, end: int = 0):
         """0 for the first `start` generator updates, then linear 0 -> 1 over `warmup` more (a step
-        at `start` when warmup <= 0)."""
-        if warmup <= 0 and start <= 0:
+        at `start` when warmup <= 0), and 0 again from update `end` on (end <= 0: never)."""
+        if warmup <= 0 and start <= 0 and end <= 0:
             return 1.0
-        done = tf.cast(self.optimizers["g"].iterations, tf.float32) - float(start)
-        if warmup <= 0:
-            return tf.cast(done >= 0.0, tf.float32)
-        return tf.clip_by_value(done / float(warmup), 0.0, 1.0)
+        it = tf.cast(self.optimizers["g"].iterations, tf.float32)
+        done = it - float(start)
+        ramp = tf.cast(done >= 0.0, tf.float32) if warmup <= 0 else tf.clip_by_value(done / float(warmup), 0.0, 1.0)
+        if end > 0:
+            ramp *= tf.cast(it < float(end), tf.float32)
+        return ramp
 
     def _generator_total(self, terms):
         c = self.config
-        rec2_ramp, mask_ramp = self._ramp(c.rec2_warmup_steps), self._ramp(c.mask_warmup_steps, c.mask_prior_start)
-        if c.mask_prior_end > 0:
-            mask_ramp = mask_ramp * (1.0 - self._ramp(0, c.mask_prior_end))
+        rec2_ramp = self._ramp(c.rec2_warmup_steps)
+        mask_ramp = self._ramp(c.mask_warmup_steps, c.mask_prior_start, c.mask_prior_end)
         cycle_ramp = self._ramp(c.cycle_warmup_steps, c.cycle_start)
         weights = {"g/dc": c.lambda_dc, "g/rec1_a": c.lambda_rec1_a, "g/rec1_b": c.lambda_rec1_b,
                    "g/cycle_common": c.lambda_cycle_common, "g/cycle_separate": c.lambda_cycle_separate * cycle_ramp,
