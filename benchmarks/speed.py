@@ -54,7 +54,7 @@ def bench_attributes(name):
     return None
 
 
-def build(name, image_size, batch_size, cache_dir, mixed_precision="float32"):
+def build(name, image_size, batch_size, cache_dir, mixed_precision="float32", hparams=""):
     import keras
 
     from tfattr import config as config_lib
@@ -68,7 +68,8 @@ def build(name, image_size, batch_size, cache_dir, mixed_precision="float32"):
                                     dataset_options=f"num_train=64,num_validation=8,num_test=8,cache_dir={cache_dir}")
     dataset, schema = loop.load_data(config, "train", batch_size, 0)
     batch = next(iter(dataset))
-    model = precision.build_model(name, schema, image_size, module.Config(), mixed_precision)
+    model_config = models.config_from_hparams(name, hparams) if hparams else module.Config()
+    model = precision.build_model(name, schema, image_size, model_config, mixed_precision)
     model.compile(precision.optimizers(model, mixed_precision))
     return model, batch
 
@@ -113,7 +114,8 @@ def run_throughput(args):
     for name in names:
         print(f"== {name}", flush=True)
         try:
-            model, batch = build(name, args.image_size, args.batch_size, args.cache_dir, args.mixed_precision)
+            model, batch = build(name, args.image_size, args.batch_size, args.cache_dir, args.mixed_precision,
+                                 args.hparams)
         except Exception as e:  # noqa: BLE001 - one model failing must not hide the others
             print(f"  build failed: {type(e).__name__}: {e}", flush=True)
             results.append({"model": name, "error": f"{type(e).__name__}: {e}"})
@@ -200,7 +202,8 @@ def rss_child(args):
     """Peak RSS of one process that builds `args.rss_child`, trains 3 steps and runs inference 3 times."""
     import tensorflow as tf
 
-    model, batch = build(args.rss_child, args.image_size, args.batch_size, args.cache_dir, args.mixed_precision)
+    model, batch = build(args.rss_child, args.image_size, args.batch_size, args.cache_dir, args.mixed_precision,
+                         args.hparams)
     train = tf.function(model.train_step, jit_compile=args.jit_compile)
     infer = tf.function(lambda b: model(b, training=False), jit_compile=args.jit_compile)
     for _ in range(3):
@@ -219,7 +222,8 @@ def run_rss(args):
     for name in names:
         cmd = [sys.executable, os.path.abspath(__file__), f"--rss_child={name}", f"--image_size={args.image_size}",
                f"--batch_size={args.batch_size}", f"--cache_dir={args.cache_dir}",
-               f"--mixed_precision={args.mixed_precision}"] + (["--jit_compile"] if args.jit_compile else [])
+               f"--mixed_precision={args.mixed_precision}", f"--hparams={args.hparams}"] + (
+                   ["--jit_compile"] if args.jit_compile else [])
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.rss_timeout)
         except subprocess.TimeoutExpired:
@@ -249,6 +253,8 @@ def main():
                         "the cores alone; interleaved, one framework's idle worker threads were seen to slow the "
                         "other (PyTorch's mask_transfer step 1.3-1.5 s in one run, 2.6 s in the next)")
     p.add_argument("--mixed_precision", default="float32")
+    p.add_argument("--hparams", default="", help="model Config overrides (name=value,...) instead of the paper "
+                   "defaults, e.g. a flagfile's --hparams; needs a single --models name")
     p.add_argument("--no_torch", action="store_true")
     p.add_argument("--no_flops", action="store_true")
     p.add_argument("--cache_dir", default="/tmp/tfattr_speed_cache")
@@ -257,6 +263,8 @@ def main():
     p.add_argument("--rss_child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help="write the results as JSON here")
     args = p.parse_args()
+    if args.hparams and (args.models == "all" or "," in args.models):
+        p.error("--hparams names one model's Config fields: give a single --models name with it")
     if args.rss_child:
         return rss_child(args)
     results = run_rss(args) if args.rss else run_throughput(args)
