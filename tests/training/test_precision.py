@@ -37,6 +37,18 @@ def test_bfloat16_step_is_finite_with_float32_outputs():
     assert testing.max_weight_change(before, testing.weights_of(model)) > 0
 
 
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_model_call_keeps_the_batch_in_float32(policy):
+    # `model(batch)` (standing batch norm, serving's default path) must not cast the images to 16
+    # bits: the composite output adds the float32 decoder change to the source image.
+    model = build(policy, swap_output="composite")
+    batch = testing.random_batch(4, SIZE)
+    out = model(batch, training=True)
+    assert out.dtype == tf.float32 and out.shape == batch["image"].shape
+    assert np.all(np.abs(out.numpy()) <= 1.0)
+    assert model.standing_batch_norm([batch]) == 1
+
+
 def test_float16_wraps_optimizers_and_unscales_the_update():
     def one_sgd_step(policy, wrap):
         keras.utils.set_random_seed(0)

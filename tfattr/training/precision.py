@@ -63,6 +63,12 @@ def build_model(name: str, schema, image_size: int, config, policy: str = "float
         model = models.build(name, schema, image_size, config=config)
     if policy != "float32":
         float32_outputs(model)
+        # The outer model holds no layers of its own, only the math between networks (swaps,
+        # masks, composites of the input with float32 network outputs). Under the mixed policy its
+        # __call__ cast the batch's images to 16 bits, and `source + change` in latent_swap's
+        # composite output failed (bfloat16 + float32) in the standing batch-norm pass of averaged
+        # checkpoints (benchmarks/RESULTS.md, session 26). float32 leaves the batch as it is.
+        model.dtype_policy = keras.DTypePolicy("float32")
     return model
 
 
