@@ -5,7 +5,7 @@
         --steps=1250 --every=250 [--attribute=Eyeglasses] [--save=weights.h5]
 
 Renders `--num_train` bench training faces once (the bench source's .npy cache under --cache_dir), trains with
-`tf.function(model.train_step, jit_compile=True)` (`--jit_compile=false`: without XLA) on random A/B
+`tf.function(model.train_step, jit_compile=True)` (`--no-jit_compile`: without XLA) on random A/B
 batches (horizontal flips), and
 every `--every` steps prints one JSON line on the Mokady et al. 2020 protocol (seed 003 pairs of the
 bench test split, `tfattr.metrics.protocols`):
@@ -57,9 +57,9 @@ def main():
     p.add_argument("--num_train", type=int, default=10000)
     p.add_argument("--cache_dir", default="/tmp/tfattr_probe_cache")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jit_compile", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
-                   help="XLA-compile the train step (default true, as in sessions 12-25). On CPUs where oneDNN "
-                        "has AVX-512 kernels, false can be faster: benchmarks/speed.md, session 26")
+    p.add_argument("--jit_compile", action=argparse.BooleanOptionalAction, default=True,
+                   help="XLA-compile the train step (default, as in sessions 12-25). On CPUs where oneDNN has "
+                        "AVX-512 kernels, --no-jit_compile can be faster: benchmarks/speed.md, session 26")
     p.add_argument("--save", default=None, help="write the final networks' weights to this checkpoint prefix")
     p.add_argument("--hard_thresholds", default="", help="comma-separated thresholds t: also report transfer with "
                    "the binarised mask m(a, b) > t (acc_t, mae_out_t)")
