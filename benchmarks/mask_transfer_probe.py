@@ -61,6 +61,9 @@ def main():
                    help="XLA-compile the train step (default, as in sessions 12-25). On CPUs where oneDNN has "
                         "AVX-512 kernels, --no-jit_compile can be faster: benchmarks/speed.md, session 26")
     p.add_argument("--save", default=None, help="write the final networks' weights to this checkpoint prefix")
+    p.add_argument("--ema", type=float, default=0.0, help="also evaluate (keys ema_*) and --save (prefix + '_ema') an "
+                   "exponential moving average of the generator networks' variables, batch-norm statistics "
+                   "included, with this decay, e.g. 0.999 (warmed up as min(decay, (1 + t) / (10 + t)); 0: off)")
     p.add_argument("--hard_thresholds", default="", help="comma-separated thresholds t: also report transfer with "
                    "the binarised mask m(a, b) > t (acc_t, mae_out_t)")
     p.add_argument("--load", default=None, help="start from these weights (a --save file of a run with the same "
@@ -113,6 +116,22 @@ def main():
         tf.train.Checkpoint(**model.networks).read(args.load).assert_existing_objects_matched()
     print(json.dumps({"config": repr(model.config), "load": args.load}), flush=True)
     step_fn = tf.function(model.train_step, jit_compile=args.jit_compile)
+    # The weight average the library's `evaluate --average_checkpoints` takes over a few checkpoints,
+    # kept here every step (not in the paper: sessions 23-26 found single states 0.1-0.3 apart).
+    live = [v for name in model.OPTIMIZER_GROUPS["g"] for v in model.networks[name].weights]
+    averaged = [tf.Variable(v, trainable=False) for v in live] if args.ema else []
+
+    @tf.function
+    def ema_update(t):
+        decay = tf.minimum(args.ema, (1.0 + t) / (10.0 + t))
+        for a, v in zip(averaged, live):
+            a.assign(decay * a + (1.0 - decay) * v)
+
+    def swap_in_average():  # exchanges the live and the averaged values (call twice to undo)
+        for a, v in zip(averaged, live):
+            held = v.numpy()
+            v.assign(a)
+            a.assign(held)
     rng = np.random.default_rng(args.seed)
 
     def batch(images):
@@ -150,14 +169,23 @@ def main():
         print(json.dumps({"step": 0, **{k: round(float(v), 3) for k, v in evaluate().items()}}), flush=True)
     for step in range(1, args.steps + 1):
         step_fn({"image_a": batch(train_a), "image_b": batch(train_b)})
+        if averaged:
+            ema_update(tf.constant(step, tf.float32))
         if step % args.every == 0 or step == args.steps:
             logs = {k: round(float(v), 4) for k, v in model.logs().items()}
             model.reset_trackers()
             metrics = {k: round(float(v), 3) for k, v in evaluate().items()}
+            if averaged:
+                swap_in_average()
+                metrics.update({f"ema_{k}": round(float(v), 3) for k, v in evaluate().items()})
+                swap_in_average()
             print(json.dumps({"step": step, "seconds": round(time.time() - start), **metrics, "losses": logs}),
                   flush=True)
     if args.save:
         tf.train.Checkpoint(**model.networks).write(args.save)
+        if averaged:
+            swap_in_average()
+            tf.train.Checkpoint(**model.networks).write(args.save + "_ema")
 
 
 if __name__ == "__main__":

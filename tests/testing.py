@@ -53,3 +53,35 @@ def smooth_batch(batch_size=4, image_size=32, schema=SCHEMA, seed=0):
         images.append(blob[..., None] * colour + (1 - blob[..., None]) * rng.uniform(-1, 1, 3) * 0.5)
     batch["image"] = tf.constant(np.asarray(images, np.float32))
     return batch
+
+
+def check_generator_average(build, batch, tmp_path, untouched):
+    """`ema_momentum` (not in any paper): after each step the "g" group's average is
+    m * average + (1 - m) * weights, from the first step's weights; the average survives a
+    checkpoint, a restored model infers with it (`average_weights`), the `untouched` network keeps
+    its weights, and the default (no average) averages nothing. `build(**hparams)` builds a model."""
+    from tfattr.training import checkpointing
+
+    m = build(ema_momentum=0.5)
+    m.compile()
+    steps = []
+    for _ in range(3):
+        m.train_step(batch)
+        steps.append([v.numpy() for v in m.group_variables("g")])
+    expected = steps[0]
+    for w in steps[1:]:
+        expected = [0.5 * e + 0.5 * x for e, x in zip(expected, w)]
+    assert max(np.abs(e - x).max() for e, x in zip(expected, steps[-1])) > 1e-5  # the average is not the last step
+    checkpointing.Checkpointer(str(tmp_path), m, tf.Variable(3, dtype=tf.int64)).save(3)
+
+    restored = build(ema_momentum=0.5)
+    restored.compile()
+    checkpointing.Checkpointer(str(tmp_path), restored, tf.Variable(0, dtype=tf.int64)).restore()
+    other = weights_of(restored.networks[untouched])
+    assert restored.average_weights() == ["g"]
+    for e, v in zip(expected, restored.group_variables("g")):
+        np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-6)
+    assert max_weight_change(other, weights_of(restored.networks[untouched])) == 0
+    plain = build()
+    plain.compile()
+    assert plain.average_weights() == []  # the paper's setting keeps no average

@@ -271,34 +271,7 @@ def test_dec_up_width_sets_the_upsampling_channels_and_keeps_shapes():
 
 
 def test_ema_momentum_averages_the_generator_and_a_restored_model_infers_with_the_average(tmp_path):
-    """ema_momentum (not in the paper): average = m * average + (1 - m) * weights after each G step,
-    starting from the first step's weights; it survives a checkpoint and only touches encoder/decoder."""
-    from tfattr.training import checkpointing
-
-    b = batch(4, seed=3)
-    m = build(ema_momentum=0.5)
-    m.compile()
-    steps = []
-    for _ in range(3):
-        m.train_step(b)
-        steps.append([v.numpy() for v in m.group_variables("g")])
-    expected = steps[0]
-    for w in steps[1:]:
-        expected = [0.5 * e + 0.5 * x for e, x in zip(expected, w)]
-    assert max(np.abs(e - x).max() for e, x in zip(expected, steps[-1])) > 1e-5  # the average is not the last step
-    ckpt = checkpointing.Checkpointer(str(tmp_path), m, tf.Variable(3, dtype=tf.int64))
-    ckpt.save(3)
-
-    restored = build(ema_momentum=0.5)
-    restored.compile()
-    checkpointing.Checkpointer(str(tmp_path), restored, tf.Variable(0, dtype=tf.int64)).restore()
-    critic = testing.weights_of(restored.networks["discriminator"])
-    assert restored.average_weights() == ["g"]
-    for e, v in zip(expected, restored.group_variables("g")):
-        np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-6)
-    assert testing.max_weight_change(critic, testing.weights_of(restored.networks["discriminator"])) == 0
-    plain = build()
-    plain.compile()
-    assert plain.average_weights() == []  # the paper's setting keeps no average
+    """ema_momentum averages the encoders and decoder only; the discriminator keeps its weights."""
+    testing.check_generator_average(build, batch(4, seed=3), tmp_path, untouched="discriminator")
     with pytest.raises(ValueError, match="ema_momentum"):
         build(ema_momentum=1.0)

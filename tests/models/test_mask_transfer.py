@@ -131,6 +131,13 @@ def test_train_step_finite_and_updates_every_network():
     assert all(np.isfinite(float(v)) for v in logs.values())
 
 
+def test_ema_momentum_averages_e_c_e_s_d_a_d_b_and_a_restored_model_infers_with_the_average(tmp_path):
+    """ema_momentum averages the "g" group; the domain classifier C keeps its weights."""
+    testing.check_generator_average(build, two_domain_batch(seed=3), tmp_path, untouched="domain_classifier")
+    with pytest.raises(ValueError, match="ema_momentum"):
+        build(ema_momentum=1.0)
+
+
 def test_export_round_trip(model, tmp_path):
     from tfattr.export import saved_model
 

@@ -191,6 +191,12 @@ class Config:
     # Not in the paper: the authors' release clips each network group's gradient norm at 5, which
     # keeps the adversarial encoder update from spiking early. 0 = no clipping.
     clip_norm: float = 5.0
+    # Not in the paper: an exponential moving average of E_c, E_s, D_A and D_B (the "g" group) with
+    # this momentum, which loading, evaluation and export then infer with, batch norm re-estimated
+    # (as adv_disentangle's). On the bench, single states 250 steps apart differ by 0.1-0.3 in glasses
+    # transfer accuracy (benchmarks/mask_transfer.md, sessions 23-24). 0 = no average (the paper).
+    # Set it from step 0: resuming a run that had no average starts the average from zeros.
+    ema_momentum: float = 0.0
     mask_threshold: float = 0.5  # Sec. 3 "Inference": binarise m(b, b); App. Fig. 37: insensitive
 
 
@@ -230,6 +236,8 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     if config.decoder_activation not in ("relu", "lrelu"):
         raise ValueError(f"mask_transfer: decoder_activation must be 'relu' or 'lrelu', got "
                          f"{config.decoder_activation!r}")
+    if not 0.0 <= config.ema_momentum < 1.0:
+        raise ValueError(f"mask_transfer: ema_momentum must be in [0, 1) (0 = no average), got {config.ema_momentum}")
     if config.domain_classifier_steps < 1:
         raise ValueError(f"mask_transfer: domain_classifier_steps must be >= 1, got {config.domain_classifier_steps}")
     h = latent_size(config, image_size)
@@ -300,7 +308,8 @@ class Model(base.AttributeTransferModel):
     def default_optimizers(self):
         c = self.config
         clip = {"global_clipnorm": c.clip_norm} if c.clip_norm > 0 else {}
-        return {"g": keras.optimizers.Adam(c.lr, beta_1=c.beta_1, beta_2=c.beta_2, **clip),
+        ema = {"use_ema": True, "ema_momentum": c.ema_momentum} if c.ema_momentum > 0 else {}
+        return {"g": keras.optimizers.Adam(c.lr, beta_1=c.beta_1, beta_2=c.beta_2, **clip, **ema),
                 "c": keras.optimizers.Adam(c.lr_c, beta_1=c.beta_1, beta_2=c.beta_2, **clip)}
 
     # ---- inference operations -------------------------------------------------------------------
