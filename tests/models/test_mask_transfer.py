@@ -178,11 +178,33 @@ def test_two_replica_step_equals_single_device(two_cpu_strategy):
         np.testing.assert_allclose(multi_logs[k], single_logs[k], rtol=1e-4, err_msg=k)
 
 
+@pytest.mark.parametrize("upsample", ["deconv", "resize"])
+def test_resize_decoder_has_no_checkerboard_on_a_constant_code(upsample):
+    # A spatially constant code: nearest upsampling + stride-1 convs keep the interior constant; the
+    # 4x4 stride-2 transposed convs print a period-2 pattern (the session-27 masks' dots).
+    m = build(decoder_upsample=upsample)
+    h = mask_transfer.latent_size(m.config, SIZE)
+    common = tf.ones([1, h, h, m.common_encoder.output.shape[-1]])
+    separate = tf.ones([1, h, h, m.separate_encoder.output.shape[-1]])
+    mask, raw = m.decode_b(common, separate)
+    assert mask.shape == (1, SIZE, SIZE, 1) and raw.shape == (1, SIZE, SIZE, 3)
+    assert m.decoder_a(common).shape == (1, SIZE, SIZE, 3)
+    border = 3  # two 3x3 convs: one pixel at 16 px (two at 32) plus one at 32
+    interior = np.concatenate([mask, raw], -1)[0, border:-border, border:-border]
+    spread = float(np.max(np.std(interior.reshape(-1, 4), axis=0)))
+    if upsample == "resize":
+        assert spread < 1e-5
+    else:
+        assert spread > 1e-3
+
+
 def test_bad_sizes_fail_with_a_located_message():
     with pytest.raises(ValueError, match="multiple of 2\\*\\*num_blocks"):
         models.build("mask_transfer", testing.SCHEMA, 34, TINY)
     with pytest.raises(ValueError, match="sep=10"):
         build(sep=10)
+    with pytest.raises(ValueError, match="decoder_upsample must be 'deconv' or 'resize', got 'bilinear'"):
+        build(decoder_upsample="bilinear")
 
 
 def test_mask_iou():

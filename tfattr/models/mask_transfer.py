@@ -177,6 +177,13 @@ class Config:
     rec2_warmup_steps: int = 0
     # App. A: the decoders' hidden blocks use ReLU; the release uses LeakyReLU(0.2) ("lrelu").
     decoder_activation: str = "relu"
+    # App. A's decoders are 4x4 stride-2 transposed convolutions ("deconv"). "resize": nearest x2
+    # upsampling then a 3x3 stride-1 conv in every decoder layer, output layers included (Odena et
+    # al. 2016's resize-convolution). Not in the paper: on the bench the deconv output layer printed
+    # its checkerboard into D_B's mask over the whole background, so the soft composite pasted a
+    # dotted raw image everywhere and a thresholded one pasted blurry raw pixels at the dots
+    # (benchmarks/mask_transfer.md, session 27 figure).
+    decoder_upsample: str = "deconv"
     # Not in the paper (one C update per step in Sec. 3 and the release): C updates per training
     # step, each on this step's common codes. With one, C stayed at 51-55% accuracy on E_c codes of
     # bench beards while D_A(E_c(b)) still drew a beard in 11-58% of faces (mask_transfer.md,
@@ -233,6 +240,9 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
                          f"got {config.confusion_target!r}")
     if config.separate_code_a not in ("zero", "encoded"):
         raise ValueError(f"mask_transfer: separate_code_a must be 'zero' or 'encoded', got {config.separate_code_a!r}")
+    if config.decoder_upsample not in ("deconv", "resize"):
+        raise ValueError(f"mask_transfer: decoder_upsample must be 'deconv' or 'resize', got "
+                         f"{config.decoder_upsample!r}")
     if config.decoder_activation not in ("relu", "lrelu"):
         raise ValueError(f"mask_transfer: decoder_activation must be 'relu' or 'lrelu', got "
                          f"{config.decoder_activation!r}")
@@ -256,24 +266,35 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
             x = blocks.conv_norm_act(x, k, 4, strides=2, norm=config.norm, activation="lrelu", name=f"{name}_d{i}")
         return keras.Model(x_in, x, name=name)
 
+    resize = config.decoder_upsample == "resize"
+
     def decoder_body(x, name):
         for i, k in enumerate(decoder_w):
-            x = blocks.conv_norm_act(x, k, 4, strides=2, norm=config.norm, activation=config.decoder_activation,
-                                     transpose=True, name=f"{name}_u{i}")
+            if resize:
+                x = blocks.resize_conv(x, k, 3, norm=config.norm, activation=config.decoder_activation,
+                                       name=f"{name}_u{i}")
+            else:
+                x = blocks.conv_norm_act(x, k, 4, strides=2, norm=config.norm, activation=config.decoder_activation,
+                                         transpose=True, name=f"{name}_u{i}")
         return x
+
+    def output_layer(x, channels, name):  # App. A: u3 / u4 without norm
+        if resize:
+            return blocks.conv(channels, 3, name=name)(layers.UpSampling2D(2, interpolation="nearest")(x))
+        return blocks.conv(channels, 4, strides=2, transpose=True, name=name)(x)
 
     common_encoder = encoder(common_w, "common_encoder")
     separate_encoder = encoder(separate_w, "separate_encoder")
 
     c_in = keras.Input([h, h, common_w[-1]], name="common")
     x = decoder_body(c_in, "decoder_a")
-    x = blocks.conv(3, 4, strides=2, transpose=True, name="decoder_a_out")(x)  # App. A: u3 without norm, tanh
+    x = output_layer(x, 3, "decoder_a_out")  # tanh
     decoder_a = keras.Model(c_in, layers.Activation("tanh")(x), name="decoder_a")
 
     c_in = keras.Input([h, h, common_w[-1]], name="common")
     s_in = keras.Input([h, h, separate_w[-1]], name="separate")
     x = decoder_body(layers.Concatenate()([c_in, s_in]), "decoder_b")
-    x = blocks.conv(4, 4, strides=2, transpose=True, name="decoder_b_out")(x)  # App. A: u4 without norm
+    x = output_layer(x, 4, "decoder_b_out")  # mask logit + raw image
     mask = layers.Activation("sigmoid", name="mask")(x[..., :1])
     raw = layers.Activation("tanh", name="raw")(x[..., 1:])
     decoder_b = keras.Model([c_in, s_in], {"mask": mask, "raw": raw}, name="decoder_b")
