@@ -178,10 +178,11 @@ def test_two_replica_step_equals_single_device(two_cpu_strategy):
         np.testing.assert_allclose(multi_logs[k], single_logs[k], rtol=1e-4, err_msg=k)
 
 
-@pytest.mark.parametrize("upsample", ["deconv", "resize"])
+@pytest.mark.parametrize("upsample", ["deconv", "resize", "resize_output"])
 def test_resize_decoder_has_no_checkerboard_on_a_constant_code(upsample):
     # A spatially constant code: nearest upsampling + stride-1 convs keep the interior constant; the
-    # 4x4 stride-2 transposed convs print a period-2 pattern (the session-27 masks' dots).
+    # 4x4 stride-2 transposed convs print a period-2 pattern (the session-27 masks' dots). With
+    # resize_output the hidden deconv's pattern stays, upsampled.
     m = build(decoder_upsample=upsample)
     h = mask_transfer.latent_size(m.config, SIZE)
     common = tf.ones([1, h, h, m.common_encoder.output.shape[-1]])
@@ -203,7 +204,7 @@ def test_bad_sizes_fail_with_a_located_message():
         models.build("mask_transfer", testing.SCHEMA, 34, TINY)
     with pytest.raises(ValueError, match="sep=10"):
         build(sep=10)
-    with pytest.raises(ValueError, match="decoder_upsample must be 'deconv' or 'resize', got 'bilinear'"):
+    with pytest.raises(ValueError, match="decoder_upsample must be 'deconv', 'resize' or 'resize_output', got 'bilinear'"):
         build(decoder_upsample="bilinear")
 
 

@@ -179,10 +179,11 @@ class Config:
     decoder_activation: str = "relu"
     # App. A's decoders are 4x4 stride-2 transposed convolutions ("deconv"). "resize": nearest x2
     # upsampling then a 3x3 stride-1 conv in every decoder layer, output layers included (Odena et
-    # al. 2016's resize-convolution). Not in the paper: on the bench the deconv output layer printed
-    # its checkerboard into D_B's mask over the whole background, so the soft composite pasted a
-    # dotted raw image everywhere and a thresholded one pasted blurry raw pixels at the dots
-    # (benchmarks/mask_transfer.md, session 27 figure).
+    # al. 2016's resize-convolution); "resize_output": only in D_A's and D_B's output layers.
+    # Not in the paper: on the bench the deconvs printed a checkerboard into D_B's mask over the
+    # whole background, so the soft composite pasted a dotted raw image everywhere and a thresholded
+    # one pasted blurry raw pixels at the dots (benchmarks/mask_transfer.md, session 27 figure).
+    # Cost at 64 px, base width 16: a train step takes ~1.7x as long with "resize" (session 28).
     decoder_upsample: str = "deconv"
     # Not in the paper (one C update per step in Sec. 3 and the release): C updates per training
     # step, each on this step's common codes. With one, C stayed at 51-55% accuracy on E_c codes of
@@ -240,8 +241,8 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
                          f"got {config.confusion_target!r}")
     if config.separate_code_a not in ("zero", "encoded"):
         raise ValueError(f"mask_transfer: separate_code_a must be 'zero' or 'encoded', got {config.separate_code_a!r}")
-    if config.decoder_upsample not in ("deconv", "resize"):
-        raise ValueError(f"mask_transfer: decoder_upsample must be 'deconv' or 'resize', got "
+    if config.decoder_upsample not in ("deconv", "resize", "resize_output"):
+        raise ValueError(f"mask_transfer: decoder_upsample must be 'deconv', 'resize' or 'resize_output', got "
                          f"{config.decoder_upsample!r}")
     if config.decoder_activation not in ("relu", "lrelu"):
         raise ValueError(f"mask_transfer: decoder_activation must be 'relu' or 'lrelu', got "
@@ -266,11 +267,12 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
             x = blocks.conv_norm_act(x, k, 4, strides=2, norm=config.norm, activation="lrelu", name=f"{name}_d{i}")
         return keras.Model(x_in, x, name=name)
 
-    resize = config.decoder_upsample == "resize"
+    resize_hidden = config.decoder_upsample == "resize"
+    resize_output = config.decoder_upsample in ("resize", "resize_output")
 
     def decoder_body(x, name):
         for i, k in enumerate(decoder_w):
-            if resize:
+            if resize_hidden:
                 x = blocks.resize_conv(x, k, 3, norm=config.norm, activation=config.decoder_activation,
                                        name=f"{name}_u{i}")
             else:
@@ -279,7 +281,7 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
         return x
 
     def output_layer(x, channels, name):  # App. A: u3 / u4 without norm
-        if resize:
+        if resize_output:
             return blocks.conv(channels, 3, name=name)(layers.UpSampling2D(2, interpolation="nearest")(x))
         return blocks.conv(channels, 4, strides=2, transpose=True, name=name)(x)
 
