@@ -284,6 +284,21 @@ def test_mask_prior_ramp_starts_after_mask_prior_start(start, warmup, expected):
     np.testing.assert_allclose(got, expected)
 
 
+def test_a_cycle_term_with_zero_weight_is_skipped_and_the_others_are_unchanged():
+    a, b = two_domain_batch(seed=11).values()
+    both = build(lambda_cycle_common=1.0, lambda_cycle_separate=1.0)
+    terms, _, _ = both._forward(a, b, training=False)
+    assert float(tf.reduce_min(terms["g/cycle_common"])) > 0 and float(tf.reduce_min(terms["g/cycle_separate"])) > 0
+    for name in ("common", "separate"):
+        m = build(**{"lambda_cycle_common": 1.0, "lambda_cycle_separate": 1.0, f"lambda_cycle_{name}": 0.0})
+        m.set_weights(both.get_weights())
+        skipped, _, _ = m._forward(a, b, training=False)
+        np.testing.assert_array_equal(skipped[f"g/cycle_{name}"], np.zeros(4))
+        for k, v in terms.items():
+            if k != f"g/cycle_{name}":
+                np.testing.assert_allclose(skipped[k], v, rtol=1e-6, atol=1e-7, err_msg=k)
+
+
 def test_mask_prior_stops_at_mask_prior_end():
     only_prior = {k: 0.0 for k in ("lambda_dc", "lambda_rec1_a", "lambda_rec1_b", "lambda_cycle_common",
                                    "lambda_cycle_separate", "lambda_rec2_a", "lambda_rec2_b")}
