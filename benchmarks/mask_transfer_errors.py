@@ -15,6 +15,12 @@ true layer of the pixels whose gain exceeds a threshold, at the best threshold (
 uses the truth: how well Eq. 6's per-pixel incentive singles out the content, whatever D_B's mask
 head has learnt). --png writes 8 faces as rows of b, D_A(E_c(b)), z_raw(b, b), m(b, b), the true
 layer, and the gain (white = z_raw better).
+
+It also prints the masks' roughness, mean |m - box3x3(m)| inside and outside the layer: large where
+m has pixel-scale dots (the transposed convolutions' checkerboard, mask_transfer.md session 27).
+--pairs_png writes the first 10 of the probe's test pairs (`mask_transfer_probe.test_pairs`) as
+columns, rows: a, b, the true swap, m(a, b), D_B's raw(a, b), the soft z(a, b), z with m(a, b) >
+--pairs_threshold, raw(b, b) and D_A(E_c(b)).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ def main():
     p.add_argument("--hparams", default="", help="with --load: the probe's --hparams")
     p.add_argument("--num", type=int, default=100)
     p.add_argument("--png", default=None)
+    p.add_argument("--pairs_png", default=None)
+    p.add_argument("--pairs_threshold", type=float, default=0.2)
     args = p.parse_args()
     if (args.run_dir is None) == (args.load is None):
         p.error("give exactly one of --run_dir and --load")
@@ -47,6 +55,7 @@ def main():
     from tfattr import config as config_lib
     from tfattr import models
     from tfattr.data import synthetic as S
+    from tfattr.losses import mask as mask_losses
     from tfattr.metrics import segmentation
     from tfattr.training import loop
     from tfattr.utils import image_grid
@@ -75,12 +84,36 @@ def main():
         print(f"  {name:20s} inside {v[inside].mean():.3f}  outside {v[~inside].mean():.3f}")
     iou_best, t_best = segmentation.best_threshold_iou(gain, inside, np.arange(-0.2, 0.81, 0.05))
     print(f"  gain_iou_best {iou_best:.3f} at gain > {t_best}")
+    m = rows["m(b, b)"]
+    rough = np.abs(m - tf.nn.avg_pool2d(m[..., None], 3, 1, "SAME").numpy()[..., 0])
+    print(f"  {'mask roughness':20s} inside {rough[inside].mean():.4f}  outside {rough[~inside].mean():.4f}")
     if args.png:
         n = min(8, len(idx))
         gray = lambda x: np.repeat(np.clip(x, -1.0, 1.0)[:n, ..., None], 3, -1)  # noqa: E731  [-1, 1] map -> RGB
         cells = [b[:n], removed[:n], raw[:n], gray(2 * rows["m(b, b)"] - 1), gray(2 * inside - 1.0), gray(4 * gain)]
         tiles = image_grid.to_uint8(np.stack(cells, 1).reshape(-1, *b.shape[1:]))
         image_grid.save_png(args.png, image_grid.grid(tiles, n, len(cells)))
+    if args.pairs_png:
+        from mask_transfer_probe import test_pairs
+
+        from tfattr.data.attributes import domain_membership
+
+        c = model.config
+        values = S.SCHEMA[attribute].values
+        value_b = values.index(c.domain_value or "yes")
+        value_a = None if c.domain_value_a is None else values.index(c.domain_value_a)
+        pairs = test_pairs(attribute, lambda labels: domain_membership(labels, value_b, value_a), 0,
+                           model.image_size)
+        xa, xb = pairs["xa"][:10], pairs["xb"][:10]
+        m_ab, raw_ab = model.decode_b(model.common_encoder(xa), model.separate_encoder(xb))
+        soft, hard = (mask_losses.composite(mk, raw_ab, xa).numpy()
+                      for mk in (m_ab, tf.cast(m_ab > args.pairs_threshold, tf.float32)))
+        _, raw_bb = model.decode_b(model.common_encoder(xb), model.separate_encoder(xb))
+        gray = lambda x: np.repeat(2.0 * x.numpy() - 1.0, 3, -1)  # noqa: E731  mask [0, 1] -> RGB
+        rows_ = [xa, xb, pairs["swapped"][:10], gray(m_ab), raw_ab.numpy(), soft, hard, raw_bb.numpy(),
+                 model.decoder_a(model.common_encoder(xb)).numpy()]
+        tiles = image_grid.to_uint8(np.concatenate(rows_, 0))
+        image_grid.save_png(args.pairs_png, image_grid.grid(tiles, len(rows_), len(xa)))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,30 @@ def signed(x):
     return x.astype(np.float32) / 127.5 - 1.0
 
 
+def test_pairs(attribute, domain_of, seed, size=64):
+    """The probe's evaluation faces (Mokady et al. 2020 protocol, `tfattr.metrics.protocols`): 100
+    (a, b) pairs of the bench test split, the same pairs' true swap and the pixels outside its layer,
+    and the first 100 domain-B faces with their true layer masks. `domain_of(labels)`: 1 = B,
+    0 = A, -1 = neither. Images in [-1, 1]."""
+    from tfattr.data import synthetic as S
+    from tfattr.metrics import protocols
+
+    col, layer = S.SCHEMA.index(attribute), S.ATTRIBUTE_MASKS[attribute]
+    test = S.params_for(seed, "test", np.arange(4000))
+    test_domain = domain_of(S.labels(test)[:, col])
+    # the protocol functions take 0 = A, > 0 = B; faces in neither domain are dropped first
+    kept = np.nonzero(test_domain >= 0)[0]
+    test, test_labels = {k: v[kept] for k, v in test.items()}, test_domain[kept]
+    ia, ib = protocols.mokady2020_pairs(test_labels, 100, seed=seed)
+    ib100 = protocols.mokady2020_domain_b(test_labels, 100)
+    sub = lambda idx: {k: v[idx] for k, v in test.items()}  # noqa: E731
+    swapped = S.render(S.swap(sub(ia), sub(ib), [attribute]), size, outputs=("image", "masks"))
+    rb = S.render(sub(ib100), size, outputs=("image", "masks"))
+    return {"xa": signed(S.render(sub(ia), size)["image"]), "xb": signed(S.render(sub(ib), size)["image"]),
+            "swapped": signed(swapped["image"]), "outside": swapped["masks"][layer] < 0.5,
+            "xb100": signed(rb["image"]), "truth100": rb["masks"][layer]}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hparams", default="", help="mask_transfer Config overrides, name=value,...")
@@ -78,9 +102,9 @@ def main():
     from tfattr.data.attributes import domain_membership
     from tfattr.losses import mask as mask_losses
     from tfattr.metrics import oracle as oracle_lib
-    from tfattr.metrics import protocols, segmentation
+    from tfattr.metrics import segmentation
 
-    size, col, layer = 64, S.SCHEMA.index(args.attribute), S.ATTRIBUTE_MASKS[args.attribute]
+    size, col = 64, S.SCHEMA.index(args.attribute)
     values = S.SCHEMA[args.attribute].values
     value_b = values.index(args.value or "yes")
     value_a = None if args.value_a is None else values.index(args.value_a)
@@ -93,20 +117,8 @@ def main():
     domain = domain_of(np.asarray(train_labels)[:, col])
     train_a, train_b = images[domain == 0], images[domain == 1]
 
-    pool = np.arange(4000)
-    test = S.params_for(args.seed, "test", pool)
-    test_domain = domain_of(S.labels(test)[:, col])
-    # the protocol functions take 0 = A, > 0 = B; faces in neither domain are dropped first
-    kept = np.nonzero(test_domain >= 0)[0]
-    test, test_labels = {k: v[kept] for k, v in test.items()}, test_domain[kept]
-    ia, ib = protocols.mokady2020_pairs(test_labels, 100, seed=args.seed)
-    ib100 = protocols.mokady2020_domain_b(test_labels, 100)
-    sub = lambda idx: {k: v[idx] for k, v in test.items()}  # noqa: E731
-    xa, xb = signed(S.render(sub(ia), size)["image"]), signed(S.render(sub(ib), size)["image"])
-    swapped = S.render(S.swap(sub(ia), sub(ib), [args.attribute]), size, outputs=("image", "masks"))
-    outside = swapped["masks"][layer] < 0.5
-    rb = S.render(sub(ib100), size, outputs=("image", "masks"))
-    xb100, truth100 = signed(rb["image"]), rb["masks"][layer]
+    bench = test_pairs(args.attribute, domain_of, args.seed, size)
+    xa, xb, outside, xb100, truth100 = (bench[k] for k in ("xa", "xb", "outside", "xb100", "truth100"))
     oracle = oracle_lib.load_oracle()
 
     hp = {"domain_attribute": args.attribute, "domain_value": args.value, **config_lib.parse_hparams(args.hparams)}
