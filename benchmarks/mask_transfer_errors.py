@@ -18,7 +18,7 @@ layer, and the gain (white = z_raw better).
 
 It also prints the masks' roughness, mean |m - box3x3(m)| inside and outside the layer: large where
 m has pixel-scale dots (the transposed convolutions' checkerboard, mask_transfer.md session 27).
---pairs_png writes the first 10 of the probe's test pairs (`mask_transfer_probe.test_pairs`) as
+--pairs_png writes the first 10 of the probe's test pairs (`mask_transfer_probe.bench_pairs`) as
 columns, rows: a, b, the true swap, m(a, b), D_B's raw(a, b), the soft z(a, b), z with m(a, b) >
 --pairs_threshold, raw(b, b) and D_A(E_c(b)).
 """
@@ -94,7 +94,7 @@ def main():
         tiles = image_grid.to_uint8(np.stack(cells, 1).reshape(-1, *b.shape[1:]))
         image_grid.save_png(args.png, image_grid.grid(tiles, n, len(cells)))
     if args.pairs_png:
-        from mask_transfer_probe import test_pairs
+        from mask_transfer_probe import bench_pairs
 
         from tfattr.data.attributes import domain_membership
 
@@ -102,7 +102,7 @@ def main():
         values = S.SCHEMA[attribute].values
         value_b = values.index(c.domain_value or "yes")
         value_a = None if c.domain_value_a is None else values.index(c.domain_value_a)
-        pairs = test_pairs(attribute, lambda labels: domain_membership(labels, value_b, value_a), 0,
+        pairs = bench_pairs(attribute, lambda labels: domain_membership(labels, value_b, value_a), 0,
                            model.image_size)
         xa, xb = pairs["xa"][:10], pairs["xb"][:10]
         m_ab, raw_ab = model.decode_b(model.common_encoder(xa), model.separate_encoder(xb))

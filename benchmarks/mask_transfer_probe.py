@@ -43,7 +43,7 @@ def signed(x):
     return x.astype(np.float32) / 127.5 - 1.0
 
 
-def test_pairs(attribute, domain_of, seed, size=64):
+def bench_pairs(attribute, domain_of, seed, size=64):
     """The probe's evaluation faces (Mokady et al. 2020 protocol, `tfattr.metrics.protocols`): 100
     (a, b) pairs of the bench test split, the same pairs' true swap and the pixels outside its layer,
     and the first 100 domain-B faces with their true layer masks. `domain_of(labels)`: 1 = B,
@@ -117,7 +117,7 @@ def main():
     domain = domain_of(np.asarray(train_labels)[:, col])
     train_a, train_b = images[domain == 0], images[domain == 1]
 
-    bench = test_pairs(args.attribute, domain_of, args.seed, size)
+    bench = bench_pairs(args.attribute, domain_of, args.seed, size)
     xa, xb, outside, xb100, truth100 = (bench[k] for k in ("xa", "xb", "outside", "xb100", "truth100"))
     oracle = oracle_lib.load_oracle()
 

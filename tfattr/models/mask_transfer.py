@@ -183,7 +183,8 @@ class Config:
     # Not in the paper: on the bench the deconvs printed a checkerboard into D_B's mask over the
     # whole background, so the soft composite pasted a dotted raw image everywhere and a thresholded
     # one pasted blurry raw pixels at the dots (benchmarks/mask_transfer.md, session 27 figure).
-    # Cost at 64 px, base width 16: a train step takes ~1.7x as long with "resize" (session 28).
+    # Cost of a 64 px, base-width-16 train step against "deconv": 1.35x with "resize_output",
+    # ~1.7x with "resize" (benchmarks/mask_transfer.md, session 28).
     decoder_upsample: str = "deconv"
     # Not in the paper (one C update per step in Sec. 3 and the release): C updates per training
     # step, each on this step's common codes. With one, C stayed at 51-55% accuracy on E_c codes of
@@ -267,23 +268,19 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
             x = blocks.conv_norm_act(x, k, 4, strides=2, norm=config.norm, activation="lrelu", name=f"{name}_d{i}")
         return keras.Model(x_in, x, name=name)
 
-    resize_hidden = config.decoder_upsample == "resize"
-    resize_output = config.decoder_upsample in ("resize", "resize_output")
+    def up(x, filters, resize, name, norm=config.norm, activation=config.decoder_activation):
+        if resize:
+            return blocks.resize_conv(x, filters, 3, norm=norm, activation=activation, name=name)
+        return blocks.conv_norm_act(x, filters, 4, strides=2, norm=norm, activation=activation, transpose=True,
+                                    name=name)
 
     def decoder_body(x, name):
         for i, k in enumerate(decoder_w):
-            if resize_hidden:
-                x = blocks.resize_conv(x, k, 3, norm=config.norm, activation=config.decoder_activation,
-                                       name=f"{name}_u{i}")
-            else:
-                x = blocks.conv_norm_act(x, k, 4, strides=2, norm=config.norm, activation=config.decoder_activation,
-                                         transpose=True, name=f"{name}_u{i}")
+            x = up(x, k, config.decoder_upsample == "resize", f"{name}_u{i}")
         return x
 
     def output_layer(x, channels, name):  # App. A: u3 / u4 without norm
-        if resize_output:
-            return blocks.conv(channels, 3, name=name)(layers.UpSampling2D(2, interpolation="nearest")(x))
-        return blocks.conv(channels, 4, strides=2, transpose=True, name=name)(x)
+        return up(x, channels, config.decoder_upsample != "deconv", name, norm="none", activation=None)
 
     common_encoder = encoder(common_w, "common_encoder")
     separate_encoder = encoder(separate_w, "separate_encoder")
@@ -423,7 +420,8 @@ class Model(base.AttributeTransferModel):
         rec2_raw = tf.identity if self.config.recon2_trains_raw else tf.stop_gradient
 
         # A cycle term with a weight of 0 (the release's common-code term) is not computed: its
-        # encoder pass and backward pass cost ~8% of a 64 px step; it is then logged as 0.
+        # encoder pass and backward pass took 11% of a 64 px step (session 28); it is then logged
+        # as 0, and its batch-norm statistics of z(a, b) no longer enter that encoder's averages.
         def cycle(encoder, weight, target):
             if weight == 0:
                 return tf.zeros([n], target.dtype)
