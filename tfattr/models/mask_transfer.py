@@ -183,7 +183,7 @@ class Config:
     # Not in the paper: on the bench the deconvs printed a checkerboard into D_B's mask over the
     # whole background, so the soft composite pasted a dotted raw image everywhere and a thresholded
     # one pasted blurry raw pixels at the dots (benchmarks/mask_transfer.md, session 27 figure).
-    # Cost of a 64 px, base-width-16 train step against "deconv": 1.35x with "resize_output",
+    # Cost of a 64 px, base-width-16 train step against "deconv": 1.35-1.55x with "resize_output",
     # ~1.7x with "resize" (benchmarks/mask_transfer.md, session 28).
     decoder_upsample: str = "deconv"
     # Not in the paper (one C update per step in Sec. 3 and the release): C updates per training
