@@ -84,7 +84,8 @@ def main():
     p.add_argument("--jit_compile", action=argparse.BooleanOptionalAction, default=True,
                    help="XLA-compile the train step (default, as in sessions 12-25). On CPUs where oneDNN has "
                         "AVX-512 kernels, --no-jit_compile can be faster: benchmarks/speed.md, session 26")
-    p.add_argument("--save", default=None, help="write the final networks' weights to this checkpoint prefix")
+    p.add_argument("--save", default=None,
+                   help="write the networks' weights to this checkpoint prefix at every evaluation (the last one wins)")
     p.add_argument("--ema", type=float, default=0.0, help="also evaluate (keys ema_*) and --save (prefix + '_ema') an "
                    "exponential moving average of the generator networks' variables, batch-norm statistics "
                    "included, with this decay, e.g. 0.999 (warmed up as min(decay, (1 + t) / (10 + t)); 0: off)")
@@ -176,6 +177,13 @@ def main():
                 "da_absent": (oracle.predict_labels(da)[:, col] != value_b).mean(),
                 "da_l1": np.abs(da - xb100).mean(), **extra}
 
+    def save():  # the live networks to --save, the average to --save + "_ema" (overwritten each time)
+        tf.train.Checkpoint(**model.networks).write(args.save)
+        if averaged:
+            swap_in_average()
+            tf.train.Checkpoint(**model.networks).write(args.save + "_ema")
+            swap_in_average()
+
     start = time.time()
     if args.steps == 0:
         print(json.dumps({"step": 0, **{k: round(float(v), 3) for k, v in evaluate().items()}}), flush=True)
@@ -193,11 +201,8 @@ def main():
                 swap_in_average()
             print(json.dumps({"step": step, "seconds": round(time.time() - start), **metrics, "losses": logs}),
                   flush=True)
-    if args.save:
-        tf.train.Checkpoint(**model.networks).write(args.save)
-        if averaged:
-            swap_in_average()
-            tf.train.Checkpoint(**model.networks).write(args.save + "_ema")
+            if args.save:  # at every evaluation, so a run stopped for time keeps its last evaluated state
+                save()
 
 
 if __name__ == "__main__":
