@@ -32,6 +32,7 @@ def main(argv):
     import numpy as np
     import tensorflow as tf
 
+    from tfattr import config as config_lib
     from tfattr import models
     from tfattr.data import base as data_base
     from tfattr.data.attributes import parse_names
@@ -41,7 +42,7 @@ def main(argv):
     model_config = models.config_from_hparams(config.model, config.hparams)
     if FLAGS.nodata:
         schema = data_base.get_source(config.dataset, image_size=config.image_size,
-                                      **loop._source_options(config)).schema.select(parse_names(config.attributes))
+                                      **config_lib.parse_hparams(config.dataset_options)).schema.select(parse_names(config.attributes))
         rng = np.random.default_rng(0)
         shape = (config.batch_size, config.image_size, config.image_size, 3)
         fixed = {k: tf.constant(rng.uniform(-1, 1, shape), tf.float32) for k in ("image_a", "image_b")}
