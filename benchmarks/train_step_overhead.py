@@ -41,8 +41,9 @@ def main(argv):
     config = tfattr_flags.train_config(FLAGS)
     model_config = models.config_from_hparams(config.model, config.hparams)
     if FLAGS.nodata:
-        schema = data_base.get_source(config.dataset, image_size=config.image_size,
-                                      **config_lib.parse_hparams(config.dataset_options)).schema.select(parse_names(config.attributes))
+        source = data_base.get_source(config.dataset, image_size=config.image_size,
+                                      **config_lib.parse_hparams(config.dataset_options))
+        schema = source.schema.select(parse_names(config.attributes))
         rng = np.random.default_rng(0)
         shape = (config.batch_size, config.image_size, config.image_size, 3)
         fixed = {k: tf.constant(rng.uniform(-1, 1, shape), tf.float32) for k in ("image_a", "image_b")}
