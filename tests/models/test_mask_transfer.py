@@ -314,6 +314,38 @@ def test_mask_prior_stops_at_mask_prior_end():
     np.testing.assert_allclose(got, [0.0, 1.0 * prior, 2.0 * prior, 0.0, 0.0], rtol=1e-5, atol=1e-7)
 
 
+def test_mask_binary_start_gives_the_binarisation_term_its_own_schedule():
+    """mask_binary_start (not in the paper): -1 keeps the binarisation term on the L1 prior's
+    schedule; otherwise it waits for its own start, ramps over mask_binary_warmup_steps, and
+    outlives mask_prior_end."""
+    only_priors = {k: 0.0 for k in ("lambda_dc", "lambda_rec1_a", "lambda_rec1_b", "lambda_cycle_common",
+                                    "lambda_cycle_separate", "lambda_rec2_a", "lambda_rec2_b")}
+    schedule = dict(lambda_mask=2.0, lambda_mask_binary=3.0, mask_prior_start=1, mask_warmup_steps=2, mask_prior_end=5)
+    a, b = two_domain_batch(seed=12).values()
+    results = {}
+    for start in (-1, 4):
+        m = build(mask_binary_start=start, mask_binary_warmup_steps=4, **schedule, **only_priors)
+        m.compile()
+        terms, _, _ = m._forward(a, b, training=False)
+        prior, binary = (float(tf.reduce_mean(terms[k])) for k in ("g/mask", "g/mask_binary"))
+        assert binary > 0
+        got = []
+        for it in (0, 2, 4, 6, 9):
+            m.optimizers["g"].iterations.assign(it)
+            got.append(float(tf.reduce_mean(m._generator_total(terms))))
+        results[start] = (got, prior, binary)
+    got, prior, binary = results[-1]
+    np.testing.assert_allclose(got, [0.0, prior + 1.5 * binary, 2.0 * prior + 3.0 * binary, 0.0, 0.0], rtol=1e-5)
+    got, prior, binary = results[4]
+    np.testing.assert_allclose(got, [0.0, prior, 2.0 * prior, 1.5 * binary, 3.0 * binary], rtol=1e-5)
+
+
+@pytest.mark.parametrize("field,value", [("mask_binary_start", -2), ("mask_binary_warmup_steps", -1)])
+def test_a_bad_binarisation_schedule_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        build(**{field: value})
+
+
 def test_cycle_separate_weight_waits_for_cycle_start():
     """cycle_start / cycle_warmup_steps (not in the paper): the separate-code cycle term adds nothing
     to the generator loss before cycle_start updates, then ramps to lambda_cycle_separate."""

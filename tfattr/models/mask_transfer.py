@@ -162,6 +162,16 @@ class Config:
     # and to 0 below it. Measured (mask_transfer.md, session 13): with mask_bias_init=2 the masks
     # start above that point and opened over the whole face (IoU 0.03). 0 = the paper.
     lambda_mask_binary: float = 0.0
+    # Not in the paper: a schedule of the binarisation term of its own. -1 = the L1 prior's
+    # (mask_prior_start, mask_warmup_steps, mask_prior_end); otherwise 0 until this many generator
+    # updates, then ramped to lambda_mask_binary over mask_binary_warmup_steps, and never ended by
+    # mask_prior_end. Alone (without the L1 prior) the term's peak is at m = 0.5, so it pushes
+    # pixels over 0.5 to 1 and the rest to 0 rather than opening or closing the mask as a whole.
+    # For the cycle phase: once the L1 prior ends, beard masks reopened outside the beard (0.09 ->
+    # 0.21 outside) while staying at 0.84 inside, and the soft composite faded the beard (soft
+    # transfer 0.78 against 0.92 with m(a, b) > 0.2; mask_transfer.md, session 29).
+    mask_binary_start: int = -1
+    mask_binary_warmup_steps: int = 0
     # Not in the paper: weight of an unmasked L1 reconstruction |z_raw(b, b) - b| of D_B's raw image.
     # Eq. 6 trains z_raw only where the mask is open, so every prior that closes the mask also stops
     # D_B learning to draw the content, and the mask then has no reason to reopen on it (session 8:
@@ -250,6 +260,10 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
                          f"{config.decoder_activation!r}")
     if not 0.0 <= config.ema_momentum < 1.0:
         raise ValueError(f"mask_transfer: ema_momentum must be in [0, 1) (0 = no average), got {config.ema_momentum}")
+    if config.mask_binary_start < -1 or config.mask_binary_warmup_steps < 0:
+        raise ValueError(f"mask_transfer: mask_binary_start must be >= -1 (-1 = the L1 prior's schedule) and "
+                         f"mask_binary_warmup_steps >= 0, got {config.mask_binary_start} and "
+                         f"{config.mask_binary_warmup_steps}")
     if config.domain_classifier_steps < 1:
         raise ValueError(f"mask_transfer: domain_classifier_steps must be >= 1, got {config.domain_classifier_steps}")
     h = latent_size(config, image_size)
@@ -469,11 +483,13 @@ class Model(base.AttributeTransferModel):
         c = self.config
         rec2_ramp = self._ramp(c.rec2_warmup_steps)
         mask_ramp = self._ramp(c.mask_warmup_steps, c.mask_prior_start, c.mask_prior_end)
+        binary_ramp = mask_ramp if c.mask_binary_start < 0 else self._ramp(c.mask_binary_warmup_steps,
+                                                                           c.mask_binary_start)
         cycle_ramp = self._ramp(c.cycle_warmup_steps, c.cycle_start)
         weights = {"g/dc": c.lambda_dc, "g/rec1_a": c.lambda_rec1_a, "g/rec1_b": c.lambda_rec1_b,
                    "g/cycle_common": c.lambda_cycle_common, "g/cycle_separate": c.lambda_cycle_separate * cycle_ramp,
                    "g/rec2_a": c.lambda_rec2_a * rec2_ramp, "g/rec2_b": c.lambda_rec2_b * rec2_ramp,
-                   "g/mask": c.lambda_mask * mask_ramp, "g/mask_binary": c.lambda_mask_binary * mask_ramp,
+                   "g/mask": c.lambda_mask * mask_ramp, "g/mask_binary": c.lambda_mask_binary * binary_ramp,
                    "g/raw_b": c.lambda_raw_b}
         return tf.add_n([weights[k] * v for k, v in terms.items()])
 
