@@ -530,3 +530,20 @@ def test_transfer_domains_and_figures_use_the_declared_classes(tmp_path):
     np.testing.assert_array_equal(tile(0, 1)[..., 0], np.clip(np.round(truth * 255), 0, 255).astype(np.uint8))
     grid = np.asarray(Image.open(paths[0]))
     assert grid.shape == (11 * (SIZE + 1) + 1, 6 * (SIZE + 1) + 1, 3)
+
+
+def test_standing_batch_norm_uses_both_domains_and_reaches_decoder_a():
+    """Averaged weights get batch-norm statistics from the train step's forward pass: E_c's come
+    from a and b together (as in `_forward`), not from a alone (`call` is z(a, b)), and D_A's move too."""
+    m = build()
+    a, b = two_domain_batch(seed=13).values()
+    conv = tf.keras.Model(m.common_encoder.input, m.common_encoder.get_layer("common_encoder_d0").output)
+    norm_e = m.common_encoder.get_layer("common_encoder_d0_norm")
+    norm_d = m.decoder_a.get_layer("decoder_a_u0_norm")
+    d_before = norm_d.moving_mean.numpy().copy()
+    assert m.standing_batch_norm([{"image_a": a, "image_b": b}], ["common_encoder", "decoder_a"]) == 1
+    both = tf.reduce_mean(conv(tf.concat([a, b], 0)), axis=[0, 1, 2]).numpy()
+    only_a = tf.reduce_mean(conv(a), axis=[0, 1, 2]).numpy()
+    np.testing.assert_allclose(norm_e.moving_mean.numpy(), both, rtol=1e-4, atol=1e-5)
+    assert np.abs(both - only_a).max() > 1e-3
+    assert np.abs(norm_d.moving_mean.numpy() - d_before).max() > 1e-4

@@ -120,7 +120,8 @@ class AttributeTransferModel(keras.Model):
         BigGAN's "standing statistics" (Brock et al. 2019, Sec. 4 / App. C): each batch runs through
         `call` in training mode, with batch norm momentum 1 - 1/i at the i-th batch, so the moving
         mean and variance end as the plain average over the batches instead of an exponential one.
-        Only the batch norms of `networks` that `call` reaches change. Returns the number of batches used.
+        Only the batch norms of `networks` that `batch_norm_pass` reaches change. Returns the number
+        of batches used.
         """
         norms = self.batch_norm_layers(networks)
         if not norms:
@@ -135,7 +136,7 @@ class AttributeTransferModel(keras.Model):
             for count, batch in enumerate(batches, 1):
                 for layer in norms:
                     layer.momentum = 1.0 - 1.0 / count
-                self(batch, training=True)
+                self.batch_norm_pass(batch)
         finally:
             for layer, momentum in zip(norms, saved):
                 layer.momentum = momentum
@@ -144,6 +145,12 @@ class AttributeTransferModel(keras.Model):
         if count == 0:
             raise ValueError("standing_batch_norm: `batches` yielded no batch")
         return count
+
+    def batch_norm_pass(self, batch) -> None:
+        """One training-mode forward pass for `standing_batch_norm`: `call`. A model whose `call`
+        does not reach every network, or feeds them batches other than its train step's (batch norm
+        would then learn statistics the networks never saw in training), overrides this."""
+        self(batch, training=True)
 
     def apply(self, group: str, tape: tf.GradientTape, loss: tf.Tensor) -> None:
         variables = self.group_variables(group)
