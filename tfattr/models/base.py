@@ -118,8 +118,9 @@ class AttributeTransferModel(keras.Model):
         """Sets the batch norms of `networks` (default all) to their statistics' mean over `batches`.
 
         BigGAN's "standing statistics" (Brock et al. 2019, Sec. 4 / App. C): each batch runs through
-        `call` in training mode, with batch norm momentum 1 - 1/i at the i-th batch, so the moving
-        mean and variance end as the plain average over the batches instead of an exponential one.
+        `batch_norm_pass` (by default `call` in training mode), with batch norm momentum 1 - 1/i at
+        the i-th batch, so the moving mean and variance end as the plain average over the batches
+        instead of an exponential one.
         Only the batch norms of `networks` that `batch_norm_pass` reaches change. Returns the number
         of batches used.
         """
