@@ -340,7 +340,8 @@ def test_mask_binary_start_gives_the_binarisation_term_its_own_schedule():
     np.testing.assert_allclose(got, [0.0, prior, 2.0 * prior, 1.5 * binary, 3.0 * binary], rtol=1e-5)
 
 
-@pytest.mark.parametrize("field,value", [("mask_binary_start", -2), ("mask_binary_warmup_steps", -1)])
+@pytest.mark.parametrize("field,value", [("mask_binary_start", -2), ("mask_binary_warmup_steps", -1),
+                                         ("mask_binary_center", 0.0), ("mask_binary_center", 1.0)])
 def test_a_bad_binarisation_schedule_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         build(**{field: value})
@@ -431,6 +432,36 @@ def test_mask_binary_term_pushes_each_pixel_toward_the_nearer_end():
         grad = tape.gradient(loss, out.bias).numpy()
         assert direction * grad[0] > 0
         np.testing.assert_array_equal(grad[1:], 0.0)
+
+
+def test_mask_binary_center_moves_the_peak_and_the_turning_point():
+    """mask_binary_center (not in the paper): the prior is 1 at the center, 0 at 0 and 1, equals
+    4 m (1 - m) at 0.5, and descent pushes a pixel under the center to 0 and one over it to 1."""
+    values = tf.constant([0.0, 0.1, 0.2, 0.3, 0.6, 1.0])
+    mask = tf.reshape(values, [6, 1, 1, 1])
+    np.testing.assert_allclose(mask_losses.undecided(mask, 0.2).numpy(),
+                               [0.0, 0.75, 1.0, 0.984375, 0.75, 0.0], rtol=1e-6)  # u = 0, .25, .5, .5625, .75, 1
+    np.testing.assert_allclose(mask_losses.undecided(mask, 0.5).numpy(), (4 * values * (1 - values)).numpy(), rtol=1e-6)
+    with tf.GradientTape() as tape:
+        tape.watch(mask)
+        loss = tf.reduce_sum(mask_losses.undecided(mask, 0.2))
+    grad = tape.gradient(loss, mask).numpy().ravel()
+    assert grad[1] > 0 and grad[3] < 0 and grad[4] < 0  # 0.1 falls, 0.3 and 0.6 rise
+    with pytest.raises(ValueError, match="center"):
+        mask_losses.undecided(mask, 1.0)
+
+    # Through the model: a mask near sigmoid(-1) = 0.27 is closed further by the 0.5 peak and
+    # opened by a 0.1 peak.
+    zeros = {k: 0.0 for k in ("lambda_dc", "lambda_rec1_a", "lambda_rec1_b", "lambda_cycle_common",
+                              "lambda_cycle_separate", "lambda_rec2_a", "lambda_rec2_b")}
+    a, b = two_domain_batch(seed=8).values()
+    for center, direction in ((0.5, 1.0), (0.1, -1.0)):
+        m = build(lambda_mask_binary=1.0, mask_bias_init=-1.0, mask_binary_center=center, **zeros)
+        out = m.decoder_b.get_layer("decoder_b_out")
+        with tf.GradientTape() as tape:
+            terms, _, _ = m._forward(a, b, training=True)
+            loss = tf.reduce_mean(m._generator_total(terms))
+        assert direction * tape.gradient(loss, out.bias).numpy()[0] > 0
 
 
 def test_raw_reconstruction_term_trains_the_raw_image_under_a_closed_mask():

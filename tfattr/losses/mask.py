@@ -24,17 +24,30 @@ def composite(mask, raw, background):
     return mask * raw + (1.0 - mask) * background
 
 
-def undecided(mask):
-    """Per-example mean of 4 m (1 - m): 0 where every pixel is 0 or 1, 1 for a mask of 0.5 (not in
-    Mokady et al. 2020; a binarisation prior for the soft masks that Sec. 3 thresholds at inference).
+def undecided(mask, center: float = 0.5):
+    """Per-example mean of a binarisation prior that is 0 where every pixel is 0 or 1 and 1 where
+    every pixel is at `center` (not in Mokady et al. 2020; for the soft masks that Sec. 3
+    thresholds at inference).
+
+    The mask is first mapped piecewise linearly onto [0, 1] with `center` going to 0.5
+    (u = m / (2 c) below c, 0.5 + (m - c) / (2 (1 - c)) above), then 4 u (1 - u) is taken; at
+    center = 0.5 that is 4 m (1 - m). Descent pushes pixels under `center` to 0 and pixels over
+    it to 1, so a lower center commits faint masks to 1 instead of erasing them.
 
     Args:
       mask: float32 `[B, H, W, 1]` in [0, 1].
+      center: the mask value in (0, 1) where the prior peaks and its gradient changes sign.
 
     Returns:
       float32 `[B]`.
     """
-    return per_example_mean(4.0 * mask * (1.0 - mask))
+    if not 0.0 < center < 1.0:
+        raise ValueError(f"undecided: center must be in (0, 1), got {center}")
+    if center == 0.5:
+        u = mask
+    else:
+        u = tf.where(mask < center, mask / (2.0 * center), 0.5 + (mask - center) / (2.0 * (1.0 - center)))
+    return per_example_mean(4.0 * u * (1.0 - u))
 
 
 def domain_confusion_loss(logits_a, logits_b, target: float = 1.0):

@@ -172,6 +172,13 @@ class Config:
     # transfer 0.78 against 0.92 with m(a, b) > 0.2; mask_transfer.md, session 29).
     mask_binary_start: int = -1
     mask_binary_warmup_steps: int = 0
+    # Not in the paper: the mask value where the binarisation term peaks and its push changes
+    # direction (0.5 = 4 m (1 - m)). Pixels under it are pushed to 0, pixels over it to 1. For
+    # glasses, thin frames whose masks stay faint inside (0.26-0.46 inside, 0.01-0.03 outside at
+    # 2,250-2,750 steps, mask_transfer.md, session 27), a peak at 0.5 erased the frames (soft
+    # transfer 0.47-0.53 against 0.66-0.81 without the term, session 30). A peak between the outside
+    # and inside levels commits the frames to 1 instead; m(a, b) > 0.2 transferred 0.98 (session 27).
+    mask_binary_center: float = 0.5
     # Not in the paper: weight of an unmasked L1 reconstruction |z_raw(b, b) - b| of D_B's raw image.
     # Eq. 6 trains z_raw only where the mask is open, so every prior that closes the mask also stops
     # D_B learning to draw the content, and the mask then has no reason to reopen on it (session 8:
@@ -264,6 +271,8 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
         raise ValueError(f"mask_transfer: mask_binary_start must be >= -1 (-1 = the L1 prior's schedule) and "
                          f"mask_binary_warmup_steps >= 0, got {config.mask_binary_start} and "
                          f"{config.mask_binary_warmup_steps}")
+    if not 0.0 < config.mask_binary_center < 1.0:
+        raise ValueError(f"mask_transfer: mask_binary_center must be in (0, 1), got {config.mask_binary_center}")
     if config.domain_classifier_steps < 1:
         raise ValueError(f"mask_transfer: domain_classifier_steps must be >= 1, got {config.domain_classifier_steps}")
     h = latent_size(config, image_size)
@@ -470,8 +479,9 @@ class Model(base.AttributeTransferModel):
             terms["g/mask"] = (reconstruction.l1(m_bb * gate, 0.0) + masks["mask/aa"]) / 2.0
         else:
             terms["g/mask"] = (masks["mask/ab"] + masks["mask/bb"] + masks["mask/aa"]) / 3.0
-        terms["g/mask_binary"] = (mask_losses.undecided(m_ab) + mask_losses.undecided(m_bb)
-                                  + mask_losses.undecided(m_aa)) / 3.0
+        center = self.config.mask_binary_center
+        terms["g/mask_binary"] = (mask_losses.undecided(m_ab, center) + mask_losses.undecided(m_bb, center)
+                                  + mask_losses.undecided(m_aa, center)) / 3.0
         return terms, masks, common
 
     def _ramp(self, warmup: int, start: int = 0, end: int = 0):
