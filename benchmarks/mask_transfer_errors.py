@@ -30,7 +30,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfattr.utils import process_env
+
+process_env.set_defaults()  # as the command-line programs run: log level, the BFC CPU allocator
 
 import numpy as np
 

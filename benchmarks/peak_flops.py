@@ -14,7 +14,9 @@ import json
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfattr.utils import process_env
+
+process_env.set_defaults()  # as the command-line programs run: log level, the BFC CPU allocator
 
 
 def best_gflops(fn, flops, calls, repeats_out):

@@ -32,7 +32,9 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfattr.utils import process_env
+
+process_env.set_defaults()  # as the command-line programs run: log level, the BFC CPU allocator
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 

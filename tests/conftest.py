@@ -3,7 +3,9 @@ distribution (MirroredStrategy over 2 replicas) is tested on any machine; slow/g
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfattr.utils import process_env
+
+process_env.set_defaults()  # as the command-line programs run: log level, the BFC CPU allocator
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pytest

@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfattr.utils import process_env
+
+process_env.set_defaults()  # before TensorFlow starts: log level, the BFC CPU allocator
 
 import numpy as np
 from absl import app, flags

@@ -15,7 +15,9 @@ FID/KID read the InceptionV3 weights from --inception_weights (never downloaded)
 import json
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfattr.utils import process_env
+
+process_env.set_defaults()  # before TensorFlow starts: log level, the BFC CPU allocator
 
 from absl import app, flags
 

@@ -6,7 +6,9 @@ Turns flags into a `TrainConfig` and calls `tfattr.training.loop.run`; nothing e
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfattr.utils import process_env
+
+process_env.set_defaults()  # before TensorFlow starts: log level, the BFC CPU allocator
 
 from absl import app, flags
 

@@ -7,10 +7,11 @@ pasted back into the full-resolution photo with a feathered edge. Swap/blend ope
 `--attributes` as names (default: all); label edits ("translate") as name=value pairs.
 """
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfattr.utils import process_env
+
+process_env.set_defaults()  # before TensorFlow starts: log level, the BFC CPU allocator
 
 from absl import app, flags
 

@@ -6,7 +6,9 @@ then reloads it and checks every signature against the eager model.
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfattr.utils import process_env
+
+process_env.set_defaults()  # before TensorFlow starts: log level, the BFC CPU allocator
 
 from absl import app, flags
 
