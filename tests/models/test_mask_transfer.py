@@ -450,14 +450,16 @@ def test_mask_binary_center_moves_the_peak_and_the_turning_point():
     with pytest.raises(ValueError, match="center"):
         mask_losses.undecided(mask, 1.0)
 
-    # Through the model: a mask near sigmoid(-1) = 0.27 is closed further by the 0.5 peak and
-    # opened by a 0.1 peak.
+    # Through the model: with D_B's output kernel zeroed every mask pixel is sigmoid(-1) = 0.27,
+    # which the 0.5 peak closes further and a 0.1 peak opens.
     zeros = {k: 0.0 for k in ("lambda_dc", "lambda_rec1_a", "lambda_rec1_b", "lambda_cycle_common",
                               "lambda_cycle_separate", "lambda_rec2_a", "lambda_rec2_b")}
     a, b = two_domain_batch(seed=8).values()
     for center, direction in ((0.5, 1.0), (0.1, -1.0)):
         m = build(lambda_mask_binary=1.0, mask_bias_init=-1.0, mask_binary_center=center, **zeros)
         out = m.decoder_b.get_layer("decoder_b_out")
+        out.kernel.assign(tf.zeros_like(out.kernel))
+        np.testing.assert_allclose(m.transfer(a, b)[1].numpy(), 1.0 / (1.0 + np.exp(1.0)), rtol=1e-5)
         with tf.GradientTape() as tape:
             terms, _, _ = m._forward(a, b, training=True)
             loss = tf.reduce_mean(m._generator_total(terms))
