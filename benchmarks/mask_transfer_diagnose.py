@@ -1,0 +1,125 @@
+"""Why a mask_transfer checkpoint's soft transfers fail the oracle: opacity or extent of the mask.
+
+On the mokady2020 evaluation pairs (the 100 a <- b pairs of `oracle_acc_transfer_100pairs`) it
+reports the oracle's accuracy on z(a, b) = m r + (1 - m) a for variants of the mask m = m(a, b):
+
+  soft          the model's output (what the metric scores)
+  gain_k        min(1, k m): the same support, k times as opaque
+  hard_t        m > t: the support at threshold t, fully opaque
+  true_mask     the renderer's own mask of the content in the counterfactual a-with-b's-content
+                face (the support an ideal mask would have), with the model's raw image r
+
+and, per pair, the soft mask's mean value inside that true support and the fraction of the support
+where m > 0.5, split by whether the soft transfer passed. If `gain_k` recovers the failures the
+masks cover the content but too faintly; if only `true_mask` does, they miss part of it.
+
+    python benchmarks/mask_transfer_diagnose.py --run_dir=RUN [--checkpoint=RUN/checkpoints/ckpt-N] [--average_weights]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfattr.utils import process_env  # noqa: E402
+
+process_env.set_defaults()
+
+import numpy as np  # noqa: E402
+
+from tfattr.data import synthetic  # noqa: E402
+from tfattr.losses import mask as mask_losses  # noqa: E402
+from tfattr.metrics import oracle as oracle_lib  # noqa: E402
+from tfattr.metrics import protocols, registry  # noqa: E402
+from tfattr.training import loop  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run_dir", required=True)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--average_weights", action="store_true",
+                   help="the moving averages with re-estimated batch norms (default: the raw weights)")
+    p.add_argument("--gains", default="1.5,2,3")
+    p.add_argument("--thresholds", default="0.1,0.2,0.3,0.5")
+    p.add_argument("--num_pairs", type=int, default=protocols.MOKADY2020_NUM_PAIRS)
+    p.add_argument("--json", default=None, help="also write the numbers here")
+    args = p.parse_args()
+
+    model, step, meta = loop.load_model_from_run(args.run_dir, args.checkpoint, average_weights=args.average_weights)
+    attr = model.config.domain_attribute
+    if attr not in synthetic.ATTRIBUTE_MASKS:
+        raise SystemExit(f"--run_dir={args.run_dir}: domain_attribute={attr} has no bench mask "
+                         f"(one of {sorted(synthetic.ATTRIBUTE_MASKS)})")
+    size = int(meta["train"]["image_size"])
+    testset = registry.BenchTestSet()
+    schema = testset.schema
+    col = schema.index(attr)
+    value_b = schema[attr].value_index("yes")
+    # The metric's pool and pairs (registry.add_mokady_metrics).
+    pool = np.arange(max(4000, 8 * args.num_pairs, 8 * protocols.MOKADY2020_NUM_REMOVAL))
+    labels = (testset.labels(pool)[:, col] == value_b).astype(np.int64)
+    a_idx, b_idx = protocols.mokady2020_pairs(labels, args.num_pairs, seed=0)
+    xa, xb = testset.images(a_idx, size), testset.images(b_idx, size)
+
+    # The counterfactual face: a with b's content (synthetic.swap, the bench's ground truth of the
+    # transfer), whose rendered mask is where the content should go in z(a, b).
+    cf = synthetic.swap(testset.params(a_idx), testset.params(b_idx), [attr])
+    truth = np.asarray(synthetic.render(cf, size, outputs=("masks",))["masks"][synthetic.ATTRIBUTE_MASKS[attr]])
+    truth = truth.reshape(len(a_idx), size, size, 1) > 0.5
+
+    m, r = model.decode_b(model.common_encoder(xa, training=False), model.separate_encoder(xb, training=False),
+                          False)
+    m, r = np.asarray(m, np.float32), np.asarray(r, np.float32)
+    oracle = oracle_lib.load_oracle()
+
+    def acc(mask):
+        z = np.asarray(mask_losses.composite(mask.astype(np.float32), r, xa))
+        return oracle.predict_labels(z)[:, col] == value_b
+
+    rows = {"soft": acc(m)}
+    for k in [float(x) for x in args.gains.split(",") if x]:
+        rows[f"gain_{k:g}"] = acc(np.minimum(1.0, k * m))
+    for t in [float(x) for x in args.thresholds.split(",") if x]:
+        rows[f"hard_{t:g}"] = acc((m > t).astype(np.float32))
+    rows["true_mask"] = acc(truth.astype(np.float32))
+    passed = rows["soft"]
+    inside = np.array([m[i][truth[i]].mean() if truth[i].any() else np.nan for i in range(len(m))])
+    covered = np.array([(m[i][truth[i]] > 0.5).mean() if truth[i].any() else np.nan for i in range(len(m))])
+    outside = np.array([m[i][~truth[i]].mean() for i in range(len(m))])
+
+    print(f"{args.run_dir} {step} {attr}: {len(m)} pairs, "
+          f"{'average' if args.average_weights else 'raw'} weights")
+    print("| mask variant | oracle acc |\n|---|---|")
+    for name, ok in rows.items():
+        print(f"| {name} | {ok.mean():.2f} |")
+    print("| pairs | n | m inside true mask | fraction > 0.5 | m outside |\n|---|---|---|---|---|")
+    for name, sel in (("soft passes", passed), ("soft fails", ~passed)):
+        if sel.any():
+            print(f"| {name} | {sel.sum()} | {np.nanmean(inside[sel]):.3f} | {np.nanmean(covered[sel]):.3f} "
+                  f"| {outside[sel].mean():.4f} |")
+    # Which references fail: soft accuracy below and above the median of each of the content's
+    # rendering factors (e.g. glasses' lens tint, frame thickness).
+    params_b = testset.params(b_idx)
+    print("| factor of b | median | acc below | acc above |\n|---|---|---|---|")
+    for key in synthetic.FACTORS[attr]:
+        v = np.asarray(params_b[key], np.float64)
+        if np.ptp(v) == 0:
+            continue
+        med = np.median(v)
+        lo, hi = v <= med, v > med
+        if hi.any() and lo.any():
+            print(f"| {key} | {med:.3g} | {passed[lo].mean():.2f} ({lo.sum()}) | {passed[hi].mean():.2f} ({hi.sum()}) |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"run_dir": args.run_dir, "checkpoint": args.checkpoint, "average": args.average_weights,
+                       "acc": {k: float(v.mean()) for k, v in rows.items()},
+                       "inside": inside.tolist(), "covered": covered.tolist(), "passed": passed.tolist()}, f)
+
+
+if __name__ == "__main__":
+    main()
