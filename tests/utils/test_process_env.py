@@ -8,7 +8,8 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# TensorFlow reports allocator statistics for CPU:0 only when its CPU allocator is the BFC one.
+# TensorFlow tracks a CPU:0 peak only when its CPU allocator is the BFC one. Without it, some builds
+# raise ValueError and others (seen on an AVX-512 machine, session 33) report a peak of 0.
 PROBE = """
 import {module}
 import tensorflow as tf
@@ -35,7 +36,7 @@ def test_importing_a_cli_module_selects_the_bfc_allocator(module):
 
 
 def test_a_users_setting_wins():
-    assert run_probe("tfattr.train", TF_CPU_ALLOCATOR_USE_BFC="false") == "no stats"
+    assert run_probe("tfattr.train", TF_CPU_ALLOCATOR_USE_BFC="false") in ("no stats", "stats False")
 
 
 def test_set_defaults_keeps_exported_values(monkeypatch):
