@@ -179,6 +179,24 @@ class Config:
     # transfer 0.47-0.53 against 0.66-0.81 without the term, session 30). A peak between the outside
     # and inside levels commits the frames to 1 instead; m(a, b) > 0.2 transferred 0.98 (session 27).
     mask_binary_center: float = 0.5
+    # Not in the paper: weight of a fill term that pulls the mask toward 1 where D_B's raw image
+    # draws something D_A does not from the same common code, i.e. where
+    # mean_channels |z_raw - D_A(E_c(x))| >= mask_fill_gate, on m(b, b) (x = b) and m(a, b) (x = a);
+    # the term is the mean over pixels of gate * (1 - m), the gate's gradient stopped. It is the
+    # mirror image of mask_prior_gate: the prior closes the mask where there is no content, this
+    # opens it where there is, and both read the model's own outputs, no labels. Why: on bench
+    # glasses the masks cover the frames but sit at 0.4-0.5 inside (0.05 outside), so the soft
+    # composite of Eq. 7 pastes the frames at half contrast and transfer swings by 0.2 between
+    # checkpoints 250 steps apart, while m > 0.1 transfers 0.96-1.00 (mask_transfer.md, session 33).
+    # Eq. 6's own push is weak there: the smooth mask decoder cannot follow thin frames, and
+    # L_Recon2 (Eq. 8) pulls the same pixels down wherever z_raw is blurrier than b. Unlike the
+    # binarisation term it has no push toward 0, so it cannot erase faint content. 0 = the paper.
+    lambda_mask_fill: float = 0.0
+    mask_fill_gate: float = 0.3
+    # Its schedule: 0 until this many generator updates, then ramped to lambda_mask_fill over
+    # mask_fill_warmup_steps; never ended.
+    mask_fill_start: int = 0
+    mask_fill_warmup_steps: int = 0
     # Not in the paper: weight of an unmasked L1 reconstruction |z_raw(b, b) - b| of D_B's raw image.
     # Eq. 6 trains z_raw only where the mask is open, so every prior that closes the mask also stops
     # D_B learning to draw the content, and the mask then has no reason to reopen on it (session 8:
@@ -273,6 +291,12 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
                          f"{config.mask_binary_warmup_steps}")
     if not 0.0 < config.mask_binary_center < 1.0:
         raise ValueError(f"mask_transfer: mask_binary_center must be in (0, 1), got {config.mask_binary_center}")
+    if config.lambda_mask_fill < 0 or config.mask_fill_gate <= 0:
+        raise ValueError(f"mask_transfer: lambda_mask_fill must be >= 0 and mask_fill_gate > 0, got "
+                         f"{config.lambda_mask_fill} and {config.mask_fill_gate}")
+    if config.mask_fill_start < 0 or config.mask_fill_warmup_steps < 0:
+        raise ValueError(f"mask_transfer: mask_fill_start and mask_fill_warmup_steps must be >= 0, got "
+                         f"{config.mask_fill_start} and {config.mask_fill_warmup_steps}")
     if config.domain_classifier_steps < 1:
         raise ValueError(f"mask_transfer: domain_classifier_steps must be >= 1, got {config.domain_classifier_steps}")
     h = latent_size(config, image_size)
@@ -343,7 +367,7 @@ class Model(base.AttributeTransferModel):
 
     DATA = "two_domains"
     LOSS_NAMES = ("g/dc", "g/rec1_a", "g/rec1_b", "g/cycle_common", "g/cycle_separate", "g/rec2_a", "g/rec2_b",
-                  "g/mask", "g/mask_binary", "g/raw_b", "c/loss", "c/acc", "mask/ab", "mask/bb", "mask/aa")
+                  "g/mask", "g/mask_binary", "g/mask_fill", "g/raw_b", "c/loss", "c/acc", "mask/ab", "mask/bb", "mask/aa")
     OPTIMIZER_GROUPS = {"g": ("common_encoder", "separate_encoder", "decoder_a", "decoder_b"),
                         "c": ("domain_classifier",)}
     DEFAULT_SIGNATURE = "transfer"
@@ -482,6 +506,14 @@ class Model(base.AttributeTransferModel):
         center = self.config.mask_binary_center
         terms["g/mask_binary"] = (mask_losses.undecided(m_ab, center) + mask_losses.undecided(m_bb, center)
                                   + mask_losses.undecided(m_aa, center)) / 3.0
+        if self.config.lambda_mask_fill > 0:  # skipped at 0 like the cycle terms: nothing to compute
+            def content(raw, rendered):
+                differs = tf.reduce_mean(tf.abs(raw - rendered), axis=-1, keepdims=True) >= self.config.mask_fill_gate
+                return tf.stop_gradient(tf.cast(differs, raw.dtype))
+            terms["g/mask_fill"] = (reconstruction.l1(content(r_bb, removed_b) * (1.0 - m_bb), 0.0)
+                                    + reconstruction.l1(content(r_ab, rec_a) * (1.0 - m_ab), 0.0)) / 2.0
+        else:
+            terms["g/mask_fill"] = tf.zeros([n], m_bb.dtype)
         return terms, masks, common
 
     def _ramp(self, warmup: int, start: int = 0, end: int = 0):
@@ -503,10 +535,12 @@ class Model(base.AttributeTransferModel):
         binary_ramp = mask_ramp if c.mask_binary_start < 0 else self._ramp(c.mask_binary_warmup_steps,
                                                                            c.mask_binary_start)
         cycle_ramp = self._ramp(c.cycle_warmup_steps, c.cycle_start)
+        fill_ramp = self._ramp(c.mask_fill_warmup_steps, c.mask_fill_start)
         weights = {"g/dc": c.lambda_dc, "g/rec1_a": c.lambda_rec1_a, "g/rec1_b": c.lambda_rec1_b,
                    "g/cycle_common": c.lambda_cycle_common, "g/cycle_separate": c.lambda_cycle_separate * cycle_ramp,
                    "g/rec2_a": c.lambda_rec2_a * rec2_ramp, "g/rec2_b": c.lambda_rec2_b * rec2_ramp,
                    "g/mask": c.lambda_mask * mask_ramp, "g/mask_binary": c.lambda_mask_binary * binary_ramp,
+                   "g/mask_fill": c.lambda_mask_fill * fill_ramp,
                    "g/raw_b": c.lambda_raw_b}
         return tf.add_n([weights[k] * v for k, v in terms.items()])
 
