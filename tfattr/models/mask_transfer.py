@@ -179,18 +179,21 @@ class Config:
     # transfer 0.47-0.53 against 0.66-0.81 without the term, session 30). A peak between the outside
     # and inside levels commits the frames to 1 instead; m(a, b) > 0.2 transferred 0.98 (session 27).
     mask_binary_center: float = 0.5
-    # Not in the paper: weight of a fill term that pulls the mask toward 1 where D_B's raw image
-    # draws something D_A does not from the same common code, i.e. where
-    # mean_channels |z_raw - D_A(E_c(x))| >= mask_fill_gate, on m(b, b) (x = b) and m(a, b) (x = a);
-    # the term is the mean over pixels of gate * (1 - m), the gate's gradient stopped. It is the
-    # mirror image of mask_prior_gate: the prior closes the mask where there is no content, this
-    # opens it where there is, and both read the model's own outputs, no labels. Why: on bench
-    # glasses the masks cover the frames but sit at 0.4-0.5 inside (0.05 outside), so the soft
-    # composite of Eq. 7 pastes the frames at half contrast and transfer swings by 0.2 between
-    # checkpoints 250 steps apart, while m > 0.1 transfers 0.96-1.00 (mask_transfer.md, session 33).
-    # Eq. 6's own push is weak there: the smooth mask decoder cannot follow thin frames, and
-    # L_Recon2 (Eq. 8) pulls the same pixels down wherever z_raw is blurrier than b. Unlike the
-    # binarisation term it has no push toward 0, so it cannot erase faint content. 0 = the paper.
+    # Not in the paper: weight of a fill term that pulls m(b, b) toward 1 where the real image b
+    # differs from D_A's rendering of its own common code, i.e. where
+    # mean_channels |b - D_A(E_c(b))| >= mask_fill_gate (the term is the pixel mean of gate * (1 - m),
+    # the gate's gradient stopped). It is the complement of mask_prior_gate's region: the gated prior
+    # closes the mask where b has nothing D_A lacks, this opens it where b has, both from the model's
+    # own Eq. 6 residual, no labels. m(a, b) has no real image to gate by; it follows m(b, b) through
+    # the shared decoder. Why: on bench glasses the masks cover the frames but sit at 0.4-0.5 inside
+    # (0.05 outside), so the soft composite of Eq. 7 pastes the frames at half contrast and transfer
+    # swings by 0.2 between checkpoints 250 steps apart, while m > 0.1 transfers 0.96-1.00
+    # (mask_transfer.md, session 33). Eq. 6's own push is weak there: the smooth mask decoder cannot
+    # follow thin frames, and L_Recon2 (Eq. 8) pulls the same pixels down wherever z_raw is blurrier
+    # than b. Unlike the binarisation term it has no push toward 0, so it cannot erase faint content.
+    # A gate on D_B's raw image instead of b (commit c20a5b2) opened the masks everywhere (0.85
+    # outside the glasses at 3,000 steps, session 34): the raw image is unconstrained where the mask
+    # is shut, so it differs from D_A there too. 0 = the paper.
     lambda_mask_fill: float = 0.0
     mask_fill_gate: float = 0.3
     # Its schedule: 0 until this many generator updates, then ramped to lambda_mask_fill over
@@ -497,9 +500,10 @@ class Model(base.AttributeTransferModel):
         }
         masks = {"mask/ab": reconstruction.l1(m_ab, 0.0), "mask/bb": reconstruction.l1(m_bb, 0.0),
                  "mask/aa": reconstruction.l1(m_aa, 0.0)}
+        # Eq. 6's residual: where b has content that D_A does not render from b's common code.
+        residual = tf.stop_gradient(tf.reduce_mean(tf.abs(b - removed_b), axis=-1, keepdims=True))
         if self.config.mask_prior_gate > 0:
-            residual = tf.reduce_mean(tf.abs(b - removed_b), axis=-1, keepdims=True)
-            gate = tf.stop_gradient(tf.cast(residual < self.config.mask_prior_gate, m_bb.dtype))
+            gate = tf.cast(residual < self.config.mask_prior_gate, m_bb.dtype)
             terms["g/mask"] = (reconstruction.l1(m_bb * gate, 0.0) + masks["mask/aa"]) / 2.0
         else:
             terms["g/mask"] = (masks["mask/ab"] + masks["mask/bb"] + masks["mask/aa"]) / 3.0
@@ -507,11 +511,8 @@ class Model(base.AttributeTransferModel):
         terms["g/mask_binary"] = (mask_losses.undecided(m_ab, center) + mask_losses.undecided(m_bb, center)
                                   + mask_losses.undecided(m_aa, center)) / 3.0
         if self.config.lambda_mask_fill > 0:  # skipped at 0 like the cycle terms: nothing to compute
-            def content(raw, rendered):
-                differs = tf.reduce_mean(tf.abs(raw - rendered), axis=-1, keepdims=True) >= self.config.mask_fill_gate
-                return tf.stop_gradient(tf.cast(differs, raw.dtype))
-            terms["g/mask_fill"] = (reconstruction.l1(content(r_bb, removed_b) * (1.0 - m_bb), 0.0)
-                                    + reconstruction.l1(content(r_ab, rec_a) * (1.0 - m_ab), 0.0)) / 2.0
+            content = tf.cast(residual >= self.config.mask_fill_gate, m_bb.dtype)
+            terms["g/mask_fill"] = reconstruction.l1(content * (1.0 - m_bb), 0.0)
         else:
             terms["g/mask_fill"] = tf.zeros([n], m_bb.dtype)
         return terms, masks, common
