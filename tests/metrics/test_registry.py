@@ -282,3 +282,41 @@ def test_compare_table_and_side_by_side_figure(oracle):
     np.testing.assert_array_equal(row(2), row(1))
     assert np.all(row(3) == 255)
     assert compare.side_by_side([_ctx(Blind(), oracle)], "Eyeglasses", 3) is None
+
+
+class SourceReturner(ReferenceCopier):
+    def transfer_from_reference(self, source, reference, names):
+        return np.asarray(source)
+
+
+class TrueTransfer(ReferenceCopier):
+    """Renders the bench's ground truth: the source face with the reference's glasses."""
+
+    def __init__(self, a_idx, b_idx):
+        super().__init__()
+        self.truth = registry.BenchTestSet(0).params(a_idx), registry.BenchTestSet(0).params(b_idx)
+
+    def transfer_from_reference(self, source, reference, names):
+        cf = synthetic.swap(*self.truth, names)
+        return synthetic.render(cf, SIZE)["image"].astype(np.float32) / 127.5 - 1.0
+
+
+def test_mokady_change_outside_the_true_layer(oracle, small):
+    untouched = registry.calc_metric("mae_outside_transfer_8pairs", _ctx(SourceReturner(), oracle), small)[0]
+    assert untouched["value"] == 0.0 and untouched["attribute"] == "Eyeglasses" and untouched["count"] == 8
+    # Copying the reference changes the face everywhere: the metric is |b - a| outside the layer of
+    # the true transfer, recomputed here from the same pairs.
+    g = synthetic.SCHEMA.index("Eyeglasses")
+    labels = synthetic.labels(synthetic.params_for(0, "test", np.arange(4000)))[:, g]
+    from tfattr.metrics import protocols
+    a, b = protocols.mokady2020_pairs(labels, 8, seed=0)
+    test = registry.BenchTestSet(0)
+    xa, xb = test.images(a, SIZE), test.images(b, SIZE)
+    layer = synthetic.render(synthetic.swap(test.params(a), test.params(b), ["Eyeglasses"]), SIZE,
+                             outputs=("masks",))["masks"]["glasses"].reshape(8, SIZE, SIZE)
+    expected = np.mean([np.abs(xb - xa).mean(-1)[i][layer[i] < 0.5].mean() for i in range(8)])
+    copied = registry.calc_metric("mae_outside_transfer_8pairs", _ctx(ReferenceCopier(), oracle), small)[0]
+    assert copied["value"] == pytest.approx(expected, rel=1e-5) and copied["value"] > 0.1
+    # The true transfer only touches the layer (anti-aliased edges under 0.5 coverage aside).
+    true = registry.calc_metric("mae_outside_transfer_8pairs", _ctx(TrueTransfer(a, b), oracle), small)[0]
+    assert true["value"] < 0.01 * copied["value"]

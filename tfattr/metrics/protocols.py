@@ -146,9 +146,10 @@ PRESETS = {
     "mokady2020": Preset(
         "mokady2020", "Mokady et al. 2020, Mask based unsupervised content transfer (seed 003)",
         "100 random (a, b) test pairs per binary attribute: oracle transfer accuracy, identity cosine, KID (gamma "
-        "0.01) against domain A; removal accuracy and segmentation IoU on the first 100 images with the attribute",
+        "0.01) against domain A, change outside the true content layer (bench); removal accuracy and segmentation "
+        "IoU on the first 100 images with the attribute",
         ("oracle_acc_transfer_100pairs", "identity_cos_transfer_100pairs", "kid_transfer_100pairs",
-         "oracle_acc_removal_100", "mask_iou_100")),
+         "mae_outside_transfer_100pairs", "oracle_acc_removal_100", "mask_iou_100")),
     "li2016": Preset(
         "li2016", "Li et al. 2016, Deep identity-aware transfer of facial attributes (DIAT, seed 004)",
         "mouth_open / mouth_close / eyeglasses_removal (and the bench's smile) on 200 test images each: oracle "

@@ -842,7 +842,7 @@ def add_mokady_metrics(registry: Registry, suffix_pairs: str, num_pairs: int, su
             for attr in _domain_editable(ctx):
                 a, b = protocols.mokady2020_pairs(domain_labels(ctx, attr), num_pairs, seed=ctx.seed)
                 xa = ctx.testset.images(a, ctx.ops.image_size)
-                out[attr] = (a, xa, ctx.ops.transfer(xa, ctx.testset.images(b, ctx.ops.image_size), [attr]))
+                out[attr] = (a, xa, ctx.ops.transfer(xa, ctx.testset.images(b, ctx.ops.image_size), [attr]), b)
             if not out:
                 raise NotApplicable("the model transfers no binary attribute and declares no domain")
             return out
@@ -851,7 +851,7 @@ def add_mokady_metrics(registry: Registry, suffix_pairs: str, num_pairs: int, su
 
     def acc(ctx):
         recs = []
-        for attr, (_, _, z) in transfers(ctx).items():
+        for attr, (_, _, z, _) in transfers(ctx).items():
             pred = ctx.oracle.predict_labels(z)[:, synthetic.SCHEMA.index(attr)]
             recs.append(_summary(pred == _domain(ctx, attr)[0], attribute=attr))
         return recs
@@ -859,7 +859,7 @@ def add_mokady_metrics(registry: Registry, suffix_pairs: str, num_pairs: int, su
     def ident(ctx):
         embed = ctx.identity
         recs = []
-        for attr, (_, xa, z) in transfers(ctx).items():
+        for attr, (_, xa, z, _) in transfers(ctx).items():
             cos = identity.identity_cosine(identity.embed(embed, xa), identity.embed(embed, z))
             recs.append(_summary(cos, attribute=attr))
         return recs
@@ -867,11 +867,29 @@ def add_mokady_metrics(registry: Registry, suffix_pairs: str, num_pairs: int, su
     def kid(ctx):
         ctx.inception
         recs = []
-        for attr, (_, _, z) in transfers(ctx).items():
+        for attr, (_, _, z, _) in transfers(ctx).items():
             real_idx = pool[domain_labels(ctx, attr) == 0][:kid_real]
             mean, std = frechet.kernel_distance(ctx.real_features(real_idx), ctx.fake_features(z), gamma=0.01,
                                                 subset_size=num_pairs, seed=ctx.seed)
             recs.append({"attribute": attr, "value": mean, "std": std, "count": len(z)})
+        return recs
+
+    def outside(ctx):
+        recs = []
+        for attr, (a, xa, z, b) in transfers(ctx).items():
+            if attr not in synthetic.ATTRIBUTE_MASKS:
+                continue
+            # Where the content goes: the layer of the bench's true transfer, a rendered with b's
+            # content factors (synthetic.swap); every other pixel should stay a's.
+            size = ctx.ops.image_size
+            truth = synthetic.render(synthetic.swap(ctx.testset.params(a), ctx.testset.params(b), [attr]), size,
+                                     outputs=("masks",))["masks"][synthetic.ATTRIBUTE_MASKS[attr]]
+            keep = np.asarray(truth).reshape(len(a), size, size) < 0.5
+            change = np.abs(np.asarray(z, np.float64) - xa).mean(-1)
+            per_pair = np.array([change[i][keep[i]].mean() for i in range(len(a))])
+            recs.append(_summary(per_pair, attribute=attr, mask=synthetic.ATTRIBUTE_MASKS[attr]))
+        if not recs:
+            raise NotApplicable("no transferred attribute has a bench mask")
         return recs
 
     def removal(ctx):
@@ -914,6 +932,8 @@ def add_mokady_metrics(registry: Registry, suffix_pairs: str, num_pairs: int, su
     acc.__doc__ = f"Oracle: fraction of {num_pairs} a<-b transfers showing domain B's class (bench)."
     ident.__doc__ = f"Identity cosine between a and its {num_pairs} transfers (identity network)."
     kid.__doc__ = f"KID x1 (gamma=0.01, Mokady Table 1) of {num_pairs} transfers vs {kid_real} domain-A test images."
+    outside.__doc__ = (f"Mean |z(a, b) - a| in [-1, 1] units over the pixels outside the true transfer's layer, "
+                       f"{num_pairs} a<-b pairs (bench; 0 = untouched).")
     removal.__doc__ = f"Oracle: fraction of {num_b} domain-B test images no longer of B's class after removal."
     iou.__doc__ = f"IoU of the model's masks on {num_b} domain-B test images vs the bench layer mask."
     registry.register_metric(f"oracle_acc_transfer_{suffix_pairs}", protocol="mokady2020", bench_only=True,
@@ -922,6 +942,8 @@ def add_mokady_metrics(registry: Registry, suffix_pairs: str, num_pairs: int, su
                              requires=("reference_transfer",))(ident)
     registry.register_metric(f"kid_transfer_{suffix_pairs}", protocol="mokady2020",
                              requires=("reference_transfer",))(kid)
+    registry.register_metric(f"mae_outside_transfer_{suffix_pairs}", protocol="mokady2020", bench_only=True,
+                             requires=("reference_transfer",))(outside)
     registry.register_metric(f"oracle_acc_removal_{suffix_b}", protocol="mokady2020", bench_only=True,
                              requires_any=("removal", "reference_transfer", "label_translation"))(removal)
     registry.register_metric(f"mask_iou_{suffix_b}", protocol="mokady2020", bench_only=True,
