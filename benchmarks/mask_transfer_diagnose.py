@@ -77,16 +77,20 @@ def main():
     m, r = np.asarray(m, np.float32), np.asarray(r, np.float32)
     oracle = oracle_lib.load_oracle()
 
-    def acc(mask):
+    changes = {}  # variant -> mean |z - a| outside the true support (mae_outside_transfer_100pairs for soft)
+
+    def acc(mask, name):
         z = np.asarray(mask_losses.composite(mask.astype(np.float32), r, xa))
+        change = np.abs(z - xa).mean(-1, keepdims=True)
+        changes[name] = float(np.mean([change[i][~truth[i]].mean() for i in range(len(z))]))
         return oracle.predict_labels(z)[:, col] == value_b
 
-    rows = {"soft": acc(m)}
+    rows = {"soft": acc(m, "soft")}
     for k in [float(x) for x in args.gains.split(",") if x]:
-        rows[f"gain_{k:g}"] = acc(np.minimum(1.0, k * m))
+        rows[f"gain_{k:g}"] = acc(np.minimum(1.0, k * m), f"gain_{k:g}")
     for t in [float(x) for x in args.thresholds.split(",") if x]:
-        rows[f"hard_{t:g}"] = acc((m > t).astype(np.float32))
-    rows["true_mask"] = acc(truth.astype(np.float32))
+        rows[f"hard_{t:g}"] = acc((m > t).astype(np.float32), f"hard_{t:g}")
+    rows["true_mask"] = acc(truth.astype(np.float32), "true_mask")
     passed = rows["soft"]
     inside = np.array([m[i][truth[i]].mean() if truth[i].any() else np.nan for i in range(len(m))])
     covered = np.array([(m[i][truth[i]] > 0.5).mean() if truth[i].any() else np.nan for i in range(len(m))])
@@ -94,9 +98,9 @@ def main():
 
     print(f"{args.run_dir} {step} {attr}: {len(m)} pairs, "
           f"{'average' if args.average_weights else 'raw'} weights")
-    print("| mask variant | oracle acc |\n|---|---|")
+    print("| mask variant | oracle acc | change outside |\n|---|---|---|")
     for name, ok in rows.items():
-        print(f"| {name} | {ok.mean():.2f} |")
+        print(f"| {name} | {ok.mean():.2f} | {changes[name]:.4f} |")
     print("| pairs | n | m inside true mask | fraction > 0.5 | m outside |\n|---|---|---|---|---|")
     for name, sel in (("soft passes", passed), ("soft fails", ~passed)):
         if sel.any():
@@ -117,7 +121,7 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"run_dir": args.run_dir, "checkpoint": args.checkpoint, "average": args.average_weights,
-                       "acc": {k: float(v.mean()) for k, v in rows.items()},
+                       "acc": {k: float(v.mean()) for k, v in rows.items()}, "change_outside": changes,
                        "inside": inside.tolist(), "covered": covered.tolist(), "passed": passed.tolist()}, f)
 
 
