@@ -500,6 +500,18 @@ def test_mask_fill_term_opens_m_bb_only_where_b_differs_from_d_a_of_its_common_c
     np.testing.assert_array_equal(shut._forward(a, b, training=False)[0]["g/mask_fill"].numpy(), 0.0)
     np.testing.assert_array_equal(build()._forward(a, b, training=False)[0]["g/mask_fill"].numpy(), 0.0)
 
+    # mask_fill_gate_by="gain": only where D_B's raw image of (E_c(b), E_s(b)) is closer to b than
+    # D_A's rendering by at least the gate (same weights, so the same networks' outputs).
+    g = build(lambda_mask_fill=1.0, mask_fill_gate=0.05, mask_fill_gate_by="gain", **zeros)
+    g.set_weights(m.get_weights())
+    raw_bb = m.decode_b(c_b, s_b)[1]
+    gain = tf.reduce_mean(tf.abs(b - m.decoder_a(c_b)) - tf.abs(b - raw_bb), -1, keepdims=True)
+    gate = tf.cast(gain >= 0.05, tf.float32)
+    assert 0 < float(tf.reduce_mean(gate)) < 1
+    expected = tf.reduce_mean(tf.reshape(gate * (1 - mask_bb), [len(a), -1]), 1)
+    np.testing.assert_allclose(g._forward(a, b, training=False)[0]["g/mask_fill"].numpy(), expected.numpy(),
+                               rtol=1e-5, atol=1e-7)
+
 
 def test_mask_fill_waits_for_its_start_and_ramps():
     only_fill = {k: 0.0 for k in ("lambda_dc", "lambda_rec1_a", "lambda_rec1_b", "lambda_cycle_common",
@@ -518,7 +530,8 @@ def test_mask_fill_waits_for_its_start_and_ramps():
 
 
 @pytest.mark.parametrize("field,value", [("lambda_mask_fill", -1.0), ("mask_fill_gate", 0.0),
-                                         ("mask_fill_start", -1), ("mask_fill_warmup_steps", -1)])
+                                         ("mask_fill_start", -1), ("mask_fill_warmup_steps", -1),
+                                         ("mask_fill_gate_by", "raw")])
 def test_a_bad_fill_setting_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         build(**{field: value})

@@ -196,6 +196,14 @@ class Config:
     # is shut, so it differs from D_A there too. 0 = the paper.
     lambda_mask_fill: float = 0.0
     mask_fill_gate: float = 0.3
+    # What the fill gate reads. "residual": mean_channels |b - D_A(E_c(b))| >= mask_fill_gate, above.
+    # "gain": mean_channels (|b - D_A(E_c(b))| - |b - z_raw(b, b)|) >= mask_fill_gate, i.e. where
+    # showing D_B's raw image instead of D_A's rendering brings Eq. 6's blend closer to b by at least
+    # the gate: the sign of Eq. 6's own gradient on m, made a hard target of 1 there. With "residual"
+    # the fill also opened the masks wherever D_A is merely blurry (eye and face outlines): glasses
+    # masks 0.98 inside but 0.27 outside at 2,000-2,250 steps, the face outside the glasses changed
+    # by 0.069 (mask_transfer.md, session 35), where D_B's raw image is as blurry and gains nothing.
+    mask_fill_gate_by: str = "residual"
     # Its schedule: 0 until this many generator updates, then ramped to lambda_mask_fill over
     # mask_fill_warmup_steps; never ended.
     mask_fill_start: int = 0
@@ -297,6 +305,8 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     if config.lambda_mask_fill < 0 or config.mask_fill_gate <= 0:
         raise ValueError(f"mask_transfer: lambda_mask_fill must be >= 0 and mask_fill_gate > 0, got "
                          f"{config.lambda_mask_fill} and {config.mask_fill_gate}")
+    if config.mask_fill_gate_by not in ("residual", "gain"):
+        raise ValueError(f"mask_transfer: mask_fill_gate_by must be 'residual' or 'gain', got {config.mask_fill_gate_by!r}")
     if config.mask_fill_start < 0 or config.mask_fill_warmup_steps < 0:
         raise ValueError(f"mask_transfer: mask_fill_start and mask_fill_warmup_steps must be >= 0, got "
                          f"{config.mask_fill_start} and {config.mask_fill_warmup_steps}")
@@ -511,7 +521,10 @@ class Model(base.AttributeTransferModel):
         terms["g/mask_binary"] = (mask_losses.undecided(m_ab, center) + mask_losses.undecided(m_bb, center)
                                   + mask_losses.undecided(m_aa, center)) / 3.0
         if self.config.lambda_mask_fill > 0:  # skipped at 0 like the cycle terms: nothing to compute
-            content = tf.cast(residual >= self.config.mask_fill_gate, m_bb.dtype)
+            gain = residual
+            if self.config.mask_fill_gate_by == "gain":
+                gain -= tf.stop_gradient(tf.reduce_mean(tf.abs(b - r_bb), axis=-1, keepdims=True))
+            content = tf.cast(gain >= self.config.mask_fill_gate, m_bb.dtype)
             terms["g/mask_fill"] = reconstruction.l1(content * (1.0 - m_bb), 0.0)
         else:
             terms["g/mask_fill"] = tf.zeros([n], m_bb.dtype)
