@@ -203,6 +203,9 @@ class Config:
     # the fill also opened the masks wherever D_A is merely blurry (eye and face outlines): glasses
     # masks 0.98 inside but 0.27 outside at 2,000-2,250 steps, the face outside the glasses changed
     # by 0.069 (mask_transfer.md, session 35), where D_B's raw image is as blurry and gains nothing.
+    # "gain" keeps them tighter (soft transfer 0.99, change outside 0.034 with the prior kept on) but
+    # still fills the hair edge: z_raw sees E_s(b), which carries b's hair colour too, so transfers
+    # repainted the sources' hair (session 35 figures). Neither gate is in a flagfile.
     mask_fill_gate_by: str = "residual"
     # Its schedule: 0 until this many generator updates, then ramped to lambda_mask_fill over
     # mask_fill_warmup_steps; never ended.
