@@ -207,7 +207,7 @@ class Config:
     # still fills the hair edge: z_raw sees E_s(b), which carries b's hair colour too, so transfers
     # repainted the sources' hair (session 35 figures). Neither gate is in a flagfile.
     mask_fill_gate_by: str = "residual"
-    # Its schedule: 0 until this many generator updates, then ramped to lambda_mask_fill over
+    # The fill term's schedule: 0 until this many generator updates, then ramped to lambda_mask_fill over
     # mask_fill_warmup_steps; never ended.
     mask_fill_start: int = 0
     mask_fill_warmup_steps: int = 0
