@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from tfattr.data import synthetic  # noqa: E402
 from tfattr.losses import mask as mask_losses  # noqa: E402
 from tfattr.metrics import oracle as oracle_lib  # noqa: E402
-from tfattr.metrics import protocols, registry  # noqa: E402
+from tfattr.metrics import protocols, registry, segmentation  # noqa: E402
 from tfattr.training import loop  # noqa: E402
 
 
@@ -81,8 +81,7 @@ def main():
 
     def acc(mask, name):
         z = np.asarray(mask_losses.composite(mask.astype(np.float32), r, xa))
-        change = np.abs(z - xa).mean(-1, keepdims=True)
-        changes[name] = float(np.mean([change[i][~truth[i]].mean() for i in range(len(z))]))
+        changes[name] = float(segmentation.change_outside(z, xa, truth).mean())
         return oracle.predict_labels(z)[:, col] == value_b
 
     rows = {"soft": acc(m, "soft")}

@@ -884,10 +884,8 @@ def add_mokady_metrics(registry: Registry, suffix_pairs: str, num_pairs: int, su
             size = ctx.ops.image_size
             truth = synthetic.render(synthetic.swap(ctx.testset.params(a), ctx.testset.params(b), [attr]), size,
                                      outputs=("masks",))["masks"][synthetic.ATTRIBUTE_MASKS[attr]]
-            keep = np.asarray(truth).reshape(len(a), size, size) < 0.5
-            change = np.abs(np.asarray(z, np.float64) - xa).mean(-1)
-            per_pair = np.array([change[i][keep[i]].mean() for i in range(len(a))])
-            recs.append(_summary(per_pair, attribute=attr, mask=synthetic.ATTRIBUTE_MASKS[attr]))
+            recs.append(_summary(segmentation.change_outside(z, xa, truth), attribute=attr,
+                                 mask=synthetic.ATTRIBUTE_MASKS[attr]))
         if not recs:
             raise NotApplicable("no transferred attribute has a bench mask")
         return recs

@@ -45,3 +45,13 @@ def best_threshold_iou(scores, target, thresholds) -> tuple[float, float]:
     ious = {round(float(t), 2): float(mask_iou(np.asarray(scores) > t, truth).mean()) for t in thresholds}
     best = max(ious, key=ious.get)
     return ious[best], best
+
+
+def change_outside(edited, source, layer) -> np.ndarray:
+    """Per image, mean |edited - source| (channel mean) over the pixels where `layer` <= 0.5.
+
+    `edited`, `source`: `[N, S, S, C]`; `layer`: the content's true mask, `[N, S, S]` or `[N, S, S, 1]`.
+    0 = nothing outside the content changed. Returns float64 `[N]`."""
+    change = np.abs(np.asarray(edited, np.float64) - np.asarray(source, np.float64)).mean(-1)
+    keep = ~binarize(np.asarray(layer).reshape(change.shape))
+    return np.array([c[k].mean() for c, k in zip(change, keep)])
