@@ -347,16 +347,17 @@ def test_a_bad_binarisation_schedule_names_the_field(field, value):
         build(**{field: value})
 
 
-def test_cycle_separate_weight_waits_for_cycle_start():
-    """cycle_start / cycle_warmup_steps (not in the paper): the separate-code cycle term adds nothing
-    to the generator loss before cycle_start updates, then ramps to lambda_cycle_separate."""
+@pytest.mark.parametrize("name", ["common", "separate"])
+def test_cycle_weights_wait_for_cycle_start(name):
+    """cycle_start / cycle_warmup_steps (not in the paper): each L_Cycle term adds nothing to the
+    generator loss before cycle_start updates, then ramps to its lambda_cycle_* weight."""
     only_cycle = {k: 0.0 for k in ("lambda_dc", "lambda_rec1_a", "lambda_rec1_b", "lambda_cycle_common",
-                                   "lambda_rec2_a", "lambda_rec2_b")}
-    m = build(lambda_cycle_separate=2.0, cycle_start=2, cycle_warmup_steps=4, **only_cycle)
+                                   "lambda_cycle_separate", "lambda_rec2_a", "lambda_rec2_b")}
+    m = build(**{**only_cycle, f"lambda_cycle_{name}": 2.0}, cycle_start=2, cycle_warmup_steps=4)
     m.compile()
     a, b = two_domain_batch(seed=9).values()
     terms, _, _ = m._forward(a, b, training=False)
-    cycle = float(tf.reduce_mean(terms["g/cycle_separate"]))
+    cycle = float(tf.reduce_mean(terms[f"g/cycle_{name}"]))
     assert cycle > 0
     got = []
     for it in (0, 2, 4, 6, 9):

@@ -90,11 +90,11 @@ class Config:
     # 0 it shut the masks (mask_transfer.md, session 23).
     lambda_cycle_common: float = 0.0
     lambda_cycle_separate: float = 0.001
-    # Not in the paper: generator updates with no separate-code cycle (weight 0), then a linear ramp
-    # to lambda_cycle_separate over cycle_warmup_steps. On bench glasses the cycle at 0.1 from step 0
-    # shut the masks within 250 steps even with no mask prior (session 23), while the same weight
-    # after an open-mask phase and the gated prior trained m(a, b) to transfer. 0/0 = the paper's
-    # constant weight.
+    # Not in the paper: generator updates with no L_Cycle (both terms weigh 0), then a linear ramp
+    # to lambda_cycle_common and lambda_cycle_separate over cycle_warmup_steps. On bench glasses the
+    # separate-code cycle at 0.1 from step 0 shut the masks within 250 steps even with no mask prior
+    # (session 23), while the same weight after an open-mask phase and the gated prior trained
+    # m(a, b) to transfer. 0/0 = the paper's constant weights.
     cycle_start: int = 0
     cycle_warmup_steps: int = 0
     lambda_rec2_a: float = 0.7  # λ4, L^A_Recon2 (Eq. 8)
@@ -554,7 +554,8 @@ class Model(base.AttributeTransferModel):
         cycle_ramp = self._ramp(c.cycle_warmup_steps, c.cycle_start)
         fill_ramp = self._ramp(c.mask_fill_warmup_steps, c.mask_fill_start)
         weights = {"g/dc": c.lambda_dc, "g/rec1_a": c.lambda_rec1_a, "g/rec1_b": c.lambda_rec1_b,
-                   "g/cycle_common": c.lambda_cycle_common, "g/cycle_separate": c.lambda_cycle_separate * cycle_ramp,
+                   "g/cycle_common": c.lambda_cycle_common * cycle_ramp,
+                   "g/cycle_separate": c.lambda_cycle_separate * cycle_ramp,
                    "g/rec2_a": c.lambda_rec2_a * rec2_ramp, "g/rec2_b": c.lambda_rec2_b * rec2_ramp,
                    "g/mask": c.lambda_mask * mask_ramp, "g/mask_binary": c.lambda_mask_binary * binary_ramp,
                    "g/mask_fill": c.lambda_mask_fill * fill_ramp,
