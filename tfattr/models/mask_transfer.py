@@ -82,7 +82,13 @@ class Config:
     lambda_rec1_b: float = 7.0  # λ2, L^B_Recon1 (Eq. 6)
     # λ3, L_Cycle (Eq. 9), split per term: the release trains with 0 on the common-code term and
     # 0.001 on the separate-code term. The common term is also satisfied by an empty mask
-    # (z(a, b) = a gives E_c(z) = E_c(a) exactly), so a large weight pulls masks shut.
+    # (z(a, b) = a gives E_c(z) = E_c(a) exactly), so a large weight pulls masks shut: on bench
+    # glasses at 50 the soft transfer fell to 0.03 within 250 steps. At 10, though, it is what keeps
+    # the transfer local: E_c carries everything of a but the content (L_DC), so the term penalises
+    # every change z(a, b) makes to a except the content's. With the fill term (gain gate) and the
+    # gated prior kept on, from the same 2,250-step state: at 0 the transfers repainted the sources'
+    # hair (soft transfer 0.99, mean change outside the true glasses 0.034 at 3,000 steps, averaged
+    # weights); at 10, 0.96 and 0.015 (mask_transfer.md, session 36).
     # The separate term is the only one in Sec. 3 that trains the transfer mask m(a, b) on
     # domain-A sources (Eqs. 6 and 8 train m(b, b) and m(a, a)): at 0.001 bench glasses' m(a, b)
     # stayed fainter than m(b, b) and the soft composite transferred 0.51; raised to 0.1 from that
