@@ -88,7 +88,8 @@ class Config:
     # every change z(a, b) makes to a except the content's. With the fill term (gain gate) and the
     # gated prior kept on, from the same 2,250-step state: at 0 the transfers repainted the sources'
     # hair (soft transfer 0.99, mean change outside the true glasses 0.034 at 3,000 steps, averaged
-    # weights); at 10, 0.96 and 0.015 (mask_transfer.md, session 36).
+    # weights); at 10, 0.96 and 0.015 (mask_transfer.md, session 36). From step 0 with the ramp of
+    # cycle_start: 0.86 / 0.0077 at 10, 0.92 / 0.0135 at 5 (the glasses flagfile's weight).
     # The separate term is the only one in Sec. 3 that trains the transfer mask m(a, b) on
     # domain-A sources (Eqs. 6 and 8 train m(b, b) and m(a, a)): at 0.001 bench glasses' m(a, b)
     # stayed fainter than m(b, b) and the soft composite transferred 0.51; raised to 0.1 from that
@@ -211,7 +212,8 @@ class Config:
     # by 0.069 (mask_transfer.md, session 35), where D_B's raw image is as blurry and gains nothing.
     # "gain" keeps them tighter (soft transfer 0.99, change outside 0.034 with the prior kept on) but
     # still fills the hair edge: z_raw sees E_s(b), which carries b's hair colour too, so transfers
-    # repainted the sources' hair (session 35 figures). Neither gate is in a flagfile.
+    # repainted the sources' hair (session 35 figures). The glasses flagfile uses "gain" together
+    # with lambda_cycle_common, which keeps the transfer off the hair (session 36).
     mask_fill_gate_by: str = "residual"
     # The fill term's schedule: 0 until this many generator updates, then ramped to lambda_mask_fill over
     # mask_fill_warmup_steps; never ended.
