@@ -8,12 +8,18 @@ reports the oracle's accuracy on z(a, b) = m r + (1 - m) a for variants of the m
   hard_t        m > t: the support at threshold t, fully opaque
   true_mask     the renderer's own mask of the content in the counterfactual a-with-b's-content
                 face (the support an ideal mask would have), with the model's raw image r
+  own_true_mask D_B's raw reconstruction of b from b's own codes, pasted through b's true content
+                mask onto D_A(E_c(b)): how well D_B draws the content at all, with no transfer
 
 and, per pair, the soft mask's mean value inside that true support and the fraction of the support
 where m > 0.5, split by whether the soft transfer passed. If `gain_k` recovers the failures the
-masks cover the content but too faintly; if only `true_mask` does, they miss part of it.
+masks cover the content but too faintly; if only `true_mask` does, they miss part of it; if
+`true_mask` fails too, D_B's raw content is what fails, and `own_true_mask` says whether it fails
+even on b's own codes. The content's categorical rendering factors (e.g. beard style) are broken
+down per value; `--failures_png` draws the pairs whose `true_mask` composite fails (a, b, the
+counterfactual, r, the true-mask composite, the soft transfer and its mask).
 
-    python benchmarks/mask_transfer_diagnose.py --run_dir=RUN [--checkpoint=RUN/checkpoints/ckpt-N] [--average_weights]
+    python benchmarks/mask_transfer_diagnose.py --run_dir=RUN [--checkpoint=RUN/checkpoints/ckpt-N] [--average_weights] [--failures_png=F]
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from tfattr.losses import mask as mask_losses  # noqa: E402
 from tfattr.metrics import oracle as oracle_lib  # noqa: E402
 from tfattr.metrics import protocols, registry, segmentation  # noqa: E402
 from tfattr.training import loop  # noqa: E402
+from tfattr.utils import image_grid  # noqa: E402
 
 
 def main():
@@ -48,6 +55,9 @@ def main():
     p.add_argument("--thresholds", default="0.1,0.2,0.3,0.5")
     p.add_argument("--num_pairs", type=int, default=protocols.MOKADY2020_NUM_PAIRS)
     p.add_argument("--json", default=None, help="also write the numbers here")
+    p.add_argument("--failures_png", default=None,
+                   help="draw up to --failures_rows pairs whose true-mask composite fails the oracle")
+    p.add_argument("--failures_rows", type=int, default=8)
     args = p.parse_args()
 
     model, step, meta = loop.load_model_from_run(args.run_dir, args.checkpoint, average_weights=args.average_weights)
@@ -72,9 +82,14 @@ def main():
     truth = np.asarray(synthetic.render(cf, size, outputs=("masks",))["masks"][synthetic.ATTRIBUTE_MASKS[attr]])
     truth = truth.reshape(len(a_idx), size, size, 1) > 0.5
 
-    m, r = model.decode_b(model.common_encoder(xa, training=False), model.separate_encoder(xb, training=False),
-                          False)
+    common_b, separate_b = model.common_encoder(xb, training=False), model.separate_encoder(xb, training=False)
+    m, r = model.decode_b(model.common_encoder(xa, training=False), separate_b, False)
     m, r = np.asarray(m, np.float32), np.asarray(r, np.float32)
+    # No transfer at all: D_B's raw b from b's own codes, through b's true content mask onto D_A(E_c(b)).
+    _, r_own = model.decode_b(common_b, separate_b, False)
+    unmasked_b = np.asarray(model.decoder_a(common_b, training=False), np.float32)
+    truth_b = np.asarray(synthetic.render(testset.params(b_idx), size, outputs=("masks",))["masks"][
+        synthetic.ATTRIBUTE_MASKS[attr]]).reshape(len(b_idx), size, size, 1) > 0.5
     oracle = oracle_lib.load_oracle()
 
     changes = {}  # variant -> mean |z - a| outside the true support (mae_outside_transfer_100pairs for soft)
@@ -90,6 +105,8 @@ def main():
     for t in [float(x) for x in args.thresholds.split(",") if x]:
         rows[f"hard_{t:g}"] = acc((m > t).astype(np.float32), f"hard_{t:g}")
     rows["true_mask"] = acc(truth.astype(np.float32), "true_mask")
+    own = np.asarray(mask_losses.composite(truth_b.astype(np.float32), np.asarray(r_own, np.float32), unmasked_b))
+    rows["own_true_mask"] = oracle.predict_labels(own)[:, col] == value_b
     passed = rows["soft"]
     inside = np.array([m[i][truth[i]].mean() if truth[i].any() else np.nan for i in range(len(m))])
     covered = np.array([(m[i][truth[i]] > 0.5).mean() if truth[i].any() else np.nan for i in range(len(m))])
@@ -99,7 +116,8 @@ def main():
           f"{'average' if args.average_weights else 'raw'} weights")
     print("| mask variant | oracle acc | change outside |\n|---|---|---|")
     for name, ok in rows.items():
-        print(f"| {name} | {ok.mean():.2f} | {changes[name]:.4f} |")
+        change = f"{changes[name]:.4f}" if name in changes else "-"  # own_true_mask: no source a
+        print(f"| {name} | {ok.mean():.2f} | {change} |")
     print("| pairs | n | m inside true mask | fraction > 0.5 | m outside |\n|---|---|---|---|---|")
     for name, sel in (("soft passes", passed), ("soft fails", ~passed)):
         if sel.any():
@@ -109,7 +127,11 @@ def main():
     # rendering factors (e.g. glasses' lens tint, frame thickness).
     params_b = testset.params(b_idx)
     print("| factor of b | median | acc below | acc above |\n|---|---|---|---|")
+    categorical = []
     for key in synthetic.FACTORS[attr]:
+        if np.issubdtype(np.asarray(params_b[key]).dtype, np.integer):
+            categorical.append(key)  # an on/off switch or a style index: a median split means nothing
+            continue
         v = np.asarray(params_b[key], np.float64)
         if np.ptp(v) == 0:
             continue
@@ -117,6 +139,27 @@ def main():
         lo, hi = v <= med, v > med
         if hi.any() and lo.any():
             print(f"| {key} | {med:.3g} | {passed[lo].mean():.2f} ({lo.sum()}) | {passed[hi].mean():.2f} ({hi.sum()}) |")
+    for key in categorical:
+        v = np.asarray(params_b[key])
+        if len(np.unique(v)) < 2:
+            continue
+        print(f"| {key} | n | soft | true_mask | own_true_mask |\n|---|---|---|---|---|")
+        names = {"beard_style": synthetic.BEARD_STYLES, "frame_shape": synthetic.FRAME_SHAPES}.get(key)
+        for value in np.unique(v):
+            sel = v == value
+            print(f"| {names[value] if names else value} | {sel.sum()} | {rows['soft'][sel].mean():.2f} | {rows['true_mask'][sel].mean():.2f} "
+                  f"| {rows['own_true_mask'][sel].mean():.2f} |")
+    if args.failures_png:
+        z_true = np.asarray(mask_losses.composite(truth.astype(np.float32), r, xa))
+        z_soft = np.asarray(mask_losses.composite(m, r, xa))
+        cf_image = synthetic.render(cf, size)["image"].astype(np.float32) / 127.5 - 1
+        pick = np.flatnonzero(~rows["true_mask"])[:args.failures_rows]
+        if len(pick):
+            columns = (xa, xb, cf_image, r, z_true, z_soft, np.repeat(m, 3, -1) * 2 - 1)
+            tiles = [image_grid.to_uint8(c[i]) for i in pick for c in columns]
+            image_grid.save_png(args.failures_png, image_grid.grid(tiles, len(pick), len(columns)))
+            print(f"wrote {args.failures_png}: pairs {pick.tolist()} (a, b, a with b's content, D_B raw, "
+                  f"true-mask composite, soft transfer, soft mask)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"run_dir": args.run_dir, "checkpoint": args.checkpoint, "average": args.average_weights,
