@@ -10,6 +10,9 @@ reports the oracle's accuracy on z(a, b) = m r + (1 - m) a for variants of the m
                 face (the support an ideal mask would have), with the model's raw image r
   own_true_mask D_B's raw reconstruction of b from b's own codes, pasted through b's true content
                 mask onto D_A(E_c(b)): how well D_B draws the content at all, with no transfer
+                (inflated while D_A still draws the content around the mask: see the next row)
+  da_common_b   D_A(E_c(b)) alone, which should not show the content (L_DC's job): the oracle's
+                rate of finding it there
 
 and, per pair, the soft mask's mean value inside that true support and the fraction of the support
 where m > 0.5, split by whether the soft transfer passed. If `gain_k` recovers the failures the
@@ -107,6 +110,7 @@ def main():
     rows["true_mask"] = acc(truth.astype(np.float32), "true_mask")
     own = np.asarray(mask_losses.composite(truth_b.astype(np.float32), np.asarray(r_own, np.float32), unmasked_b))
     rows["own_true_mask"] = oracle.predict_labels(own)[:, col] == value_b
+    rows["da_common_b"] = oracle.predict_labels(unmasked_b)[:, col] == value_b
     passed = rows["soft"]
     inside = np.array([m[i][truth[i]].mean() if truth[i].any() else np.nan for i in range(len(m))])
     covered = np.array([(m[i][truth[i]] > 0.5).mean() if truth[i].any() else np.nan for i in range(len(m))])
@@ -116,7 +120,7 @@ def main():
           f"{'average' if args.average_weights else 'raw'} weights")
     print("| mask variant | oracle acc | change outside |\n|---|---|---|")
     for name, ok in rows.items():
-        change = f"{changes[name]:.4f}" if name in changes else "-"  # own_true_mask: no source a
+        change = f"{changes[name]:.4f}" if name in changes else "-"  # b's own codes: no source a
         print(f"| {name} | {ok.mean():.2f} | {change} |")
     print("| pairs | n | m inside true mask | fraction > 0.5 | m outside |\n|---|---|---|---|---|")
     for name, sel in (("soft passes", passed), ("soft fails", ~passed)):
