@@ -82,8 +82,9 @@ def main():
     # The counterfactual face: a with b's content (synthetic.swap, the bench's ground truth of the
     # transfer), whose rendered mask is where the content should go in z(a, b).
     cf = synthetic.swap(testset.params(a_idx), testset.params(b_idx), [attr])
-    truth = np.asarray(synthetic.render(cf, size, outputs=("masks",))["masks"][synthetic.ATTRIBUTE_MASKS[attr]])
-    truth = truth.reshape(len(a_idx), size, size, 1) > 0.5
+    layer = synthetic.ATTRIBUTE_MASKS[attr]
+    cf_render = synthetic.render(cf, size, outputs=("image", "masks"))
+    truth = np.asarray(cf_render["masks"][layer]).reshape(len(a_idx), size, size, 1) > 0.5
 
     common_b, separate_b = model.common_encoder(xb, training=False), model.separate_encoder(xb, training=False)
     m, r = model.decode_b(model.common_encoder(xa, training=False), separate_b, False)
@@ -91,8 +92,7 @@ def main():
     # No transfer at all: D_B's raw b from b's own codes, through b's true content mask onto D_A(E_c(b)).
     _, r_own = model.decode_b(common_b, separate_b, False)
     unmasked_b = np.asarray(model.decoder_a(common_b, training=False), np.float32)
-    truth_b = np.asarray(synthetic.render(testset.params(b_idx), size, outputs=("masks",))["masks"][
-        synthetic.ATTRIBUTE_MASKS[attr]]).reshape(len(b_idx), size, size, 1) > 0.5
+    truth_b = np.asarray(testset.masks(b_idx, size, layer)).reshape(len(b_idx), size, size, 1) > 0.5
     oracle = oracle_lib.load_oracle()
 
     changes = {}  # variant -> mean |z - a| outside the true support (mae_outside_transfer_100pairs for soft)
@@ -156,7 +156,7 @@ def main():
     if args.failures_png:
         z_true = np.asarray(mask_losses.composite(truth.astype(np.float32), r, xa))
         z_soft = np.asarray(mask_losses.composite(m, r, xa))
-        cf_image = synthetic.render(cf, size)["image"].astype(np.float32) / 127.5 - 1
+        cf_image = oracle_lib.uint8_to_signed(cf_render["image"])
         pick = np.flatnonzero(~rows["true_mask"])[:args.failures_rows]
         if len(pick):
             columns = (xa, xb, cf_image, r, z_true, z_soft, np.repeat(m, 3, -1) * 2 - 1)
