@@ -565,6 +565,44 @@ def test_raw_reconstruction_term_trains_the_raw_image_under_a_closed_mask():
     assert raw_only[0] == 0.0
 
 
+def test_raw_content_term_weights_d_b_raw_where_d_a_misses_b():
+    """lambda_raw_b_content (not in the paper): the pixel mean of |z_raw(b, b) - b| where
+    mean_channels |b - D_A(E_c(b))| >= raw_b_content_gate. Its gradient reaches D_B's raw channels
+    only (the gate is stopped: not D_A, not the mask channel); a gate nothing passes gives 0, and
+    lambda_raw_b_content=0 computes nothing."""
+    zeros = {k: 0.0 for k in ("lambda_dc", "lambda_rec1_a", "lambda_rec1_b", "lambda_cycle_common",
+                              "lambda_cycle_separate", "lambda_rec2_a", "lambda_rec2_b")}
+    a, b = two_domain_batch(seed=8).values()
+    m = build(lambda_raw_b_content=1.0, raw_b_content_gate=0.3, **zeros)
+    out = m.decoder_b.get_layer("decoder_b_out")
+    with tf.GradientTape() as tape:
+        terms, _, _ = m._forward(a, b, training=True)
+        loss = tf.reduce_mean(m._generator_total(terms))
+    np.testing.assert_allclose(loss.numpy(), tf.reduce_mean(terms["g/raw_b_content"]).numpy(), rtol=1e-6)
+    grads = tape.gradient(loss, [out.bias] + m.decoder_a.trainable_variables)
+    assert grads[0].numpy()[0] == 0.0  # the mask channel
+    assert np.abs(grads[0].numpy()[1:]).max() > 1e-6  # the raw image's channels
+    assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0 for g in grads[1:])
+
+    terms, _, _ = m._forward(a, b, training=False)
+    c_b = m.common_encoder(b)
+    raw_bb = m.decode_b(c_b, m.separate_encoder(b))[1]
+    gate = tf.cast(tf.reduce_mean(tf.abs(b - m.decoder_a(c_b)), -1, keepdims=True) >= 0.3, tf.float32)
+    assert 0 < float(tf.reduce_mean(gate)) < 1
+    expected = tf.reduce_mean(tf.reshape(gate * tf.abs(raw_bb - b), [len(a), -1]), 1)
+    np.testing.assert_allclose(terms["g/raw_b_content"].numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)
+
+    shut = build(lambda_raw_b_content=1.0, raw_b_content_gate=1e9, **zeros)
+    np.testing.assert_array_equal(shut._forward(a, b, training=False)[0]["g/raw_b_content"].numpy(), 0.0)
+    np.testing.assert_array_equal(build()._forward(a, b, training=False)[0]["g/raw_b_content"].numpy(), 0.0)
+
+
+@pytest.mark.parametrize("field,value", [("lambda_raw_b_content", -1.0), ("raw_b_content_gate", 0.0)])
+def test_a_bad_raw_content_setting_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        build(**{field: value})
+
+
 def test_domain_classifier_steps_updates_c_several_times_on_the_step_s_codes():
     """domain_classifier_steps (not in the paper): k C updates per G update, on this step's E_c codes."""
     batch = two_domain_batch(seed=9)

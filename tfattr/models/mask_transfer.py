@@ -230,6 +230,14 @@ class Config:
     # inside vs 0.05 outside the beard at 1,000 steps, IoU 0.25 (2x the best before); with the 2x2
     # code the blurrier decoders held IoU at 0.12. 0 = the paper.
     lambda_raw_b: float = 0.0
+    # Not in the paper: weight of a second L1 term on D_B's raw image, |z_raw(b, b) - b| only where
+    # mean_channels |b - D_A(E_c(b))| >= raw_b_content_gate (the pixel mean of gate * |z_raw - b|, the
+    # gate's gradient stopped): where b has what D_A does not render from E_c(b), i.e. the content.
+    # lambda_raw_b's unmasked term spreads D_B's L1 signal over the whole face; a goatee or a
+    # moustache is ~2% of a 64 px image and D_B's raw drew it well enough for the oracle in only
+    # ~0.5 of pairs (session 37). This weights those pixels up without labels. 0 = off.
+    lambda_raw_b_content: float = 0.0
+    raw_b_content_gate: float = 0.3
     # Not in the paper: ramp λ4 and λ5 linearly from 0 over this many steps (0 = off).
     rec2_warmup_steps: int = 0
     # App. A: the decoders' hidden blocks use ReLU; the release uses LeakyReLU(0.2) ("lrelu").
@@ -316,6 +324,9 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     if config.lambda_mask_fill < 0 or config.mask_fill_gate <= 0:
         raise ValueError(f"mask_transfer: lambda_mask_fill must be >= 0 and mask_fill_gate > 0, got "
                          f"{config.lambda_mask_fill} and {config.mask_fill_gate}")
+    if config.lambda_raw_b_content < 0 or config.raw_b_content_gate <= 0:
+        raise ValueError(f"mask_transfer: lambda_raw_b_content must be >= 0 and raw_b_content_gate > 0, got "
+                         f"{config.lambda_raw_b_content} and {config.raw_b_content_gate}")
     if config.mask_fill_gate_by not in ("residual", "gain"):
         raise ValueError(f"mask_transfer: mask_fill_gate_by must be 'residual' or 'gain', got {config.mask_fill_gate_by!r}")
     if config.mask_fill_start < 0 or config.mask_fill_warmup_steps < 0:
@@ -391,7 +402,7 @@ class Model(base.AttributeTransferModel):
 
     DATA = "two_domains"
     LOSS_NAMES = ("g/dc", "g/rec1_a", "g/rec1_b", "g/cycle_common", "g/cycle_separate", "g/rec2_a", "g/rec2_b",
-                  "g/mask", "g/mask_binary", "g/mask_fill", "g/raw_b", "c/loss", "c/acc", "mask/ab", "mask/bb", "mask/aa")
+                  "g/mask", "g/mask_binary", "g/mask_fill", "g/raw_b", "g/raw_b_content", "c/loss", "c/acc", "mask/ab", "mask/bb", "mask/aa")
     OPTIMIZER_GROUPS = {"g": ("common_encoder", "separate_encoder", "decoder_a", "decoder_b"),
                         "c": ("domain_classifier",)}
     DEFAULT_SIGNATURE = "transfer"
@@ -539,6 +550,11 @@ class Model(base.AttributeTransferModel):
             terms["g/mask_fill"] = reconstruction.l1(content * (1.0 - m_bb), 0.0)
         else:
             terms["g/mask_fill"] = tf.zeros([n], m_bb.dtype)
+        if self.config.lambda_raw_b_content > 0:
+            content = tf.cast(residual >= self.config.raw_b_content_gate, r_bb.dtype)
+            terms["g/raw_b_content"] = reconstruction.l1(content * (r_bb - b), 0.0)
+        else:
+            terms["g/raw_b_content"] = tf.zeros([n], r_bb.dtype)
         return terms, masks, common
 
     def _ramp(self, warmup: int, start: int = 0, end: int = 0):
@@ -567,7 +583,7 @@ class Model(base.AttributeTransferModel):
                    "g/rec2_a": c.lambda_rec2_a * rec2_ramp, "g/rec2_b": c.lambda_rec2_b * rec2_ramp,
                    "g/mask": c.lambda_mask * mask_ramp, "g/mask_binary": c.lambda_mask_binary * binary_ramp,
                    "g/mask_fill": c.lambda_mask_fill * fill_ramp,
-                   "g/raw_b": c.lambda_raw_b}
+                   "g/raw_b": c.lambda_raw_b, "g/raw_b_content": c.lambda_raw_b_content}
         return tf.add_n([weights[k] * v for k, v in terms.items()])
 
     def train_step(self, batch):
