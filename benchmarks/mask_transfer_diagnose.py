@@ -13,6 +13,9 @@ reports the oracle's accuracy on z(a, b) = m r + (1 - m) a for variants of the m
                 (inflated while D_A still draws the content around the mask: see the next row)
   da_common_b   D_A(E_c(b)) alone, which should not show the content (L_DC's job): the oracle's
                 rate of finding it there
+  cf_blur_s     (with --blur_sigmas) no model at all: the counterfactual face, Gaussian-blurred by s
+                pixels and pasted through its true content mask onto a; how much blur the oracle
+                forgives, i.e. whether a blurred raw image alone explains a failing `true_mask`
 
 and, per pair, the soft mask's mean value inside that true support and the fraction of the support
 where m > 0.5, split by whether the soft transfer passed. If `gain_k` recovers the failures the
@@ -39,6 +42,7 @@ from tfattr.utils import process_env  # noqa: E402
 process_env.set_defaults()
 
 import numpy as np  # noqa: E402
+from scipy import ndimage  # noqa: E402
 
 from tfattr.data import synthetic  # noqa: E402
 from tfattr.losses import mask as mask_losses  # noqa: E402
@@ -61,6 +65,7 @@ def main():
     p.add_argument("--failures_png", default=None,
                    help="draw up to --failures_rows pairs whose true-mask composite fails the oracle")
     p.add_argument("--failures_rows", type=int, default=8)
+    p.add_argument("--blur_sigmas", default="", help="e.g. 1,1.5,2: add the cf_blur_s rows")
     args = p.parse_args()
 
     model, step, meta = loop.load_model_from_run(args.run_dir, args.checkpoint, average_weights=args.average_weights)
@@ -97,8 +102,8 @@ def main():
 
     changes = {}  # variant -> mean |z - a| outside the true support (mae_outside_transfer_100pairs for soft)
 
-    def acc(mask, name):
-        z = np.asarray(mask_losses.composite(mask.astype(np.float32), r, xa))
+    def acc(mask, name, raw=r):
+        z = np.asarray(mask_losses.composite(mask.astype(np.float32), raw, xa))
         changes[name] = float(segmentation.change_outside(z, xa, truth).mean())
         return oracle.predict_labels(z)[:, col] == value_b
 
@@ -111,6 +116,10 @@ def main():
     own = np.asarray(mask_losses.composite(truth_b.astype(np.float32), np.asarray(r_own, np.float32), unmasked_b))
     rows["own_true_mask"] = oracle.predict_labels(own)[:, col] == value_b
     rows["da_common_b"] = oracle.predict_labels(unmasked_b)[:, col] == value_b
+    cf_image = oracle_lib.uint8_to_signed(cf_render["image"])
+    for sigma in [float(x) for x in args.blur_sigmas.split(",") if x]:
+        blurred = ndimage.gaussian_filter(cf_image, sigma=(0, sigma, sigma, 0)).astype(np.float32)
+        rows[f"cf_blur_{sigma:g}"] = acc(truth.astype(np.float32), f"cf_blur_{sigma:g}", raw=blurred)
     passed = rows["soft"]
     inside = np.array([m[i][truth[i]].mean() if truth[i].any() else np.nan for i in range(len(m))])
     covered = np.array([(m[i][truth[i]] > 0.5).mean() if truth[i].any() else np.nan for i in range(len(m))])
@@ -147,16 +156,16 @@ def main():
         v = np.asarray(params_b[key])
         if len(np.unique(v)) < 2:
             continue
-        print(f"| {key} | n | soft | true_mask | own_true_mask |\n|---|---|---|---|---|")
+        cols = ["soft", "true_mask", "own_true_mask"] + [k for k in rows if k.startswith("cf_blur_")]
+        print(f"| {key} | n | {' | '.join(cols)} |\n|---|---|{'---|' * len(cols)}")
         names = {"beard_style": synthetic.BEARD_STYLES, "frame_shape": synthetic.FRAME_SHAPES}.get(key)
         for value in np.unique(v):
             sel = v == value
-            print(f"| {names[value] if names else value} | {sel.sum()} | {rows['soft'][sel].mean():.2f} | {rows['true_mask'][sel].mean():.2f} "
-                  f"| {rows['own_true_mask'][sel].mean():.2f} |")
+            print(f"| {names[value] if names else value} | {sel.sum()} | "
+                  + " | ".join(f"{rows[c][sel].mean():.2f}" for c in cols) + " |")
     if args.failures_png:
         z_true = np.asarray(mask_losses.composite(truth.astype(np.float32), r, xa))
         z_soft = np.asarray(mask_losses.composite(m, r, xa))
-        cf_image = oracle_lib.uint8_to_signed(cf_render["image"])
         pick = np.flatnonzero(~rows["true_mask"])[:args.failures_rows]
         if len(pick):
             columns = (xa, xb, cf_image, r, z_true, z_soft, np.repeat(m, 3, -1) * 2 - 1)

@@ -235,7 +235,10 @@ class Config:
     # gate's gradient stopped): where b has what D_A does not render from E_c(b), i.e. the content.
     # lambda_raw_b's unmasked term spreads D_B's L1 signal over the whole face; a goatee or a
     # moustache is ~2% of a 64 px image and D_B's raw drew it well enough for the oracle in only
-    # ~0.5 of pairs (session 37). This weights those pixels up without labels. 0 = off.
+    # ~0.5 of pairs (session 37). This weights those pixels up without labels. At 10 on bench beards
+    # (mask_transfer.md, session 38) the raw beard through the true support passes 0.73-0.89 instead
+    # of 0.66-0.72, but the masks still open over the lower face, so the soft transfer is no better
+    # (0.79 at the beard flagfile's average against 0.90 without it). 0 = off.
     lambda_raw_b_content: float = 0.0
     raw_b_content_gate: float = 0.3
     # Not in the paper: ramp λ4 and λ5 linearly from 0 over this many steps (0 = off).
