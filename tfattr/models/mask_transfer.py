@@ -405,7 +405,8 @@ class Model(base.AttributeTransferModel):
 
     DATA = "two_domains"
     LOSS_NAMES = ("g/dc", "g/rec1_a", "g/rec1_b", "g/cycle_common", "g/cycle_separate", "g/rec2_a", "g/rec2_b",
-                  "g/mask", "g/mask_binary", "g/mask_fill", "g/raw_b", "g/raw_b_content", "c/loss", "c/acc", "mask/ab", "mask/bb", "mask/aa")
+                  "g/mask", "g/mask_binary", "g/mask_fill", "g/raw_b", "g/raw_b_content", "c/loss", "c/acc",
+                  "mask/ab", "mask/bb", "mask/aa")
     OPTIMIZER_GROUPS = {"g": ("common_encoder", "separate_encoder", "decoder_a", "decoder_b"),
                         "c": ("domain_classifier",)}
     DEFAULT_SIGNATURE = "transfer"
