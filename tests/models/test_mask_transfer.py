@@ -467,24 +467,33 @@ def test_mask_binary_center_moves_the_peak_and_the_turning_point():
         assert direction * tape.gradient(loss, out.bias).numpy()[0] > 0
 
 
+ONLY_EXTRA_TERMS = {k: 0.0 for k in ("lambda_dc", "lambda_rec1_a", "lambda_rec1_b", "lambda_cycle_common",
+                                     "lambda_cycle_separate", "lambda_rec2_a", "lambda_rec2_b")}
+
+
+def _only_term_gradients(term, a, b, **overrides):
+    """A model whose generator loss is `term` alone (the paper's terms weighted 0; asserted), and that
+    loss's gradients on D_B's output bias (channel 0: the mask logit, 1-3: the raw image) and on D_A."""
+    m = build(**ONLY_EXTRA_TERMS, **overrides)
+    out = m.decoder_b.get_layer("decoder_b_out")
+    with tf.GradientTape() as tape:
+        terms, _, _ = m._forward(a, b, training=True)
+        loss = tf.reduce_mean(m._generator_total(terms))
+    np.testing.assert_allclose(loss.numpy(), tf.reduce_mean(terms[term]).numpy(), rtol=1e-6)
+    grads = tape.gradient(loss, [out.bias] + m.decoder_a.trainable_variables)
+    return m, grads[0].numpy(), grads[1:]
+
+
 def test_mask_fill_term_opens_m_bb_only_where_b_differs_from_d_a_of_its_common_code():
     """lambda_mask_fill (not in the paper): the pixel mean of (1 - m(b, b)) where
     |b - D_A(E_c(b))| >= mask_fill_gate; descent raises the mask logit,
     leaves z_raw and D_A alone (the gate is stopped), a gate nothing passes gives 0, and
     lambda_mask_fill=0 computes nothing."""
-    zeros = {k: 0.0 for k in ("lambda_dc", "lambda_rec1_a", "lambda_rec1_b", "lambda_cycle_common",
-                              "lambda_cycle_separate", "lambda_rec2_a", "lambda_rec2_b")}
     a, b = two_domain_batch(seed=8).values()
-    m = build(lambda_mask_fill=1.0, mask_fill_gate=0.3, **zeros)
-    out = m.decoder_b.get_layer("decoder_b_out")
-    with tf.GradientTape() as tape:
-        terms, _, _ = m._forward(a, b, training=True)
-        loss = tf.reduce_mean(m._generator_total(terms))
-    np.testing.assert_allclose(loss.numpy(), tf.reduce_mean(terms["g/mask_fill"]).numpy(), rtol=1e-6)
-    grads = tape.gradient(loss, [out.bias] + m.decoder_a.trainable_variables)
-    assert grads[0].numpy()[0] < 0  # descent raises the mask logit
-    np.testing.assert_array_equal(grads[0].numpy()[1:], 0.0)  # the raw image is not asked to change
-    assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0 for g in grads[1:])
+    m, out_grad, da_grads = _only_term_gradients("g/mask_fill", a, b, lambda_mask_fill=1.0, mask_fill_gate=0.3)
+    assert out_grad[0] < 0  # descent raises the mask logit
+    np.testing.assert_array_equal(out_grad[1:], 0.0)  # the raw image is not asked to change
+    assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0 for g in da_grads)
 
     # The same value recomputed from the public operations (inference mode: batch norm's averages).
     terms, _, _ = m._forward(a, b, training=False)
@@ -497,13 +506,13 @@ def test_mask_fill_term_opens_m_bb_only_where_b_differs_from_d_a_of_its_common_c
     assert float(tf.reduce_max(expected)) > 0
     np.testing.assert_allclose(terms["g/mask_fill"].numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)
 
-    shut = build(lambda_mask_fill=1.0, mask_fill_gate=1e9, **zeros)
+    shut = build(lambda_mask_fill=1.0, mask_fill_gate=1e9, **ONLY_EXTRA_TERMS)
     np.testing.assert_array_equal(shut._forward(a, b, training=False)[0]["g/mask_fill"].numpy(), 0.0)
     np.testing.assert_array_equal(build()._forward(a, b, training=False)[0]["g/mask_fill"].numpy(), 0.0)
 
     # mask_fill_gate_by="gain": only where D_B's raw image of (E_c(b), E_s(b)) is closer to b than
     # D_A's rendering by at least the gate (same weights, so the same networks' outputs).
-    g = build(lambda_mask_fill=1.0, mask_fill_gate=0.05, mask_fill_gate_by="gain", **zeros)
+    g = build(lambda_mask_fill=1.0, mask_fill_gate=0.05, mask_fill_gate_by="gain", **ONLY_EXTRA_TERMS)
     g.set_weights(m.get_weights())
     raw_bb = m.decode_b(c_b, s_b)[1]
     gain = tf.reduce_mean(tf.abs(b - m.decoder_a(c_b)) - tf.abs(b - raw_bb), -1, keepdims=True)
@@ -570,19 +579,12 @@ def test_raw_content_term_weights_d_b_raw_where_d_a_misses_b():
     mean_channels |b - D_A(E_c(b))| >= raw_b_content_gate. Its gradient reaches D_B's raw channels
     only (the gate is stopped: not D_A, not the mask channel); a gate nothing passes gives 0, and
     lambda_raw_b_content=0 computes nothing."""
-    zeros = {k: 0.0 for k in ("lambda_dc", "lambda_rec1_a", "lambda_rec1_b", "lambda_cycle_common",
-                              "lambda_cycle_separate", "lambda_rec2_a", "lambda_rec2_b")}
     a, b = two_domain_batch(seed=8).values()
-    m = build(lambda_raw_b_content=1.0, raw_b_content_gate=0.3, **zeros)
-    out = m.decoder_b.get_layer("decoder_b_out")
-    with tf.GradientTape() as tape:
-        terms, _, _ = m._forward(a, b, training=True)
-        loss = tf.reduce_mean(m._generator_total(terms))
-    np.testing.assert_allclose(loss.numpy(), tf.reduce_mean(terms["g/raw_b_content"]).numpy(), rtol=1e-6)
-    grads = tape.gradient(loss, [out.bias] + m.decoder_a.trainable_variables)
-    assert grads[0].numpy()[0] == 0.0  # the mask channel
-    assert np.abs(grads[0].numpy()[1:]).max() > 1e-6  # the raw image's channels
-    assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0 for g in grads[1:])
+    m, out_grad, da_grads = _only_term_gradients("g/raw_b_content", a, b, lambda_raw_b_content=1.0,
+                                                 raw_b_content_gate=0.3)
+    assert out_grad[0] == 0.0  # the mask channel
+    assert np.abs(out_grad[1:]).max() > 1e-6  # the raw image's channels
+    assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0 for g in da_grads)
 
     terms, _, _ = m._forward(a, b, training=False)
     c_b = m.common_encoder(b)
@@ -592,7 +594,7 @@ def test_raw_content_term_weights_d_b_raw_where_d_a_misses_b():
     expected = tf.reduce_mean(tf.reshape(gate * tf.abs(raw_bb - b), [len(a), -1]), 1)
     np.testing.assert_allclose(terms["g/raw_b_content"].numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)
 
-    shut = build(lambda_raw_b_content=1.0, raw_b_content_gate=1e9, **zeros)
+    shut = build(lambda_raw_b_content=1.0, raw_b_content_gate=1e9, **ONLY_EXTRA_TERMS)
     np.testing.assert_array_equal(shut._forward(a, b, training=False)[0]["g/raw_b_content"].numpy(), 0.0)
     np.testing.assert_array_equal(build()._forward(a, b, training=False)[0]["g/raw_b_content"].numpy(), 0.0)
 
