@@ -42,12 +42,12 @@ from tfattr.utils import process_env  # noqa: E402
 process_env.set_defaults()
 
 import numpy as np  # noqa: E402
-from scipy import ndimage  # noqa: E402
 
 from tfattr.data import synthetic  # noqa: E402
 from tfattr.losses import mask as mask_losses  # noqa: E402
 from tfattr.metrics import oracle as oracle_lib  # noqa: E402
 from tfattr.metrics import protocols, registry, segmentation  # noqa: E402
+from tfattr.models import diat  # noqa: E402
 from tfattr.training import loop  # noqa: E402
 from tfattr.utils import image_grid  # noqa: E402
 
@@ -118,7 +118,7 @@ def main():
     rows["da_common_b"] = oracle.predict_labels(unmasked_b)[:, col] == value_b
     cf_image = oracle_lib.uint8_to_signed(cf_render["image"])
     for sigma in [float(x) for x in args.blur_sigmas.split(",") if x]:
-        blurred = ndimage.gaussian_filter(cf_image, sigma=(0, sigma, sigma, 0)).astype(np.float32)
+        blurred = np.asarray(diat.gaussian_blur(cf_image, sigma), np.float32)  # DIAT's B(x), Eq. 11
         rows[f"cf_blur_{sigma:g}"] = acc(truth.astype(np.float32), f"cf_blur_{sigma:g}", raw=blurred)
     passed = rows["soft"]
     inside = np.array([m[i][truth[i]].mean() if truth[i].any() else np.nan for i in range(len(m))])
