@@ -410,6 +410,17 @@ def test_gated_mask_prior_spares_the_pixels_d_a_cannot_render():
     m_bb = m.transfer(b, b)[1]
     gated = tf.reduce_mean(tf.reshape(m_bb * tf.cast(residual < 0.3, tf.float32), [len(b), -1]), 1)
     np.testing.assert_allclose(terms["g/mask"].numpy(), ((gated + masks["mask/aa"]) / 2).numpy(), rtol=1e-5)
+    # mask_prior_gate_by="gain": penalised where D_B's raw image of (E_c(b), E_s(b)) is closer to b
+    # than D_A's rendering by less than the gate.
+    g = build(lambda_mask=1.0, mask_prior_gate=0.05, mask_prior_gate_by="gain", **zeros)
+    terms, masks, _ = g._forward(a, b, training=False)
+    c_b = g.common_encoder(b)
+    m_bb, raw_bb = g.decode_b(c_b, g.separate_encoder(b))
+    gain = tf.reduce_mean(tf.abs(b - g.decoder_a(c_b)) - tf.abs(b - raw_bb), -1, keepdims=True)
+    gate = tf.cast(gain < 0.05, tf.float32)
+    assert 0 < float(tf.reduce_mean(gate)) < 1
+    gated = tf.reduce_mean(tf.reshape(m_bb * gate, [len(b), -1]), 1)
+    np.testing.assert_allclose(terms["g/mask"].numpy(), ((gated + masks["mask/aa"]) / 2).numpy(), rtol=1e-5)
 
 
 def test_mask_binary_term_pushes_each_pixel_toward_the_nearer_end():
@@ -541,7 +552,7 @@ def test_mask_fill_waits_for_its_start_and_ramps():
 
 @pytest.mark.parametrize("field,value", [("lambda_mask_fill", -1.0), ("mask_fill_gate", 0.0),
                                          ("mask_fill_start", -1), ("mask_fill_warmup_steps", -1),
-                                         ("mask_fill_gate_by", "raw")])
+                                         ("mask_fill_gate_by", "raw"), ("mask_prior_gate_by", "raw")])
 def test_a_bad_fill_setting_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         build(**{field: value})

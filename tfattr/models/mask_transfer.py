@@ -159,6 +159,14 @@ class Config:
     # transfer 0.42-0.53 against 0.19-0.28, still under the 0.5 threshold (mask_transfer.md, session 22).
     # 0 = the ungated prior on all three masks.
     mask_prior_gate: float = 0.0
+    # What the prior's gate reads, as mask_fill_gate_by below: "residual" (above), or "gain": the
+    # prior applies where mean_channels (|b - D_A(E_c(b))| - |b - z_raw(b, b)|) < mask_prior_gate,
+    # i.e. where showing D_B's raw image gains Eq. 6 less than the gate. Why: on bench beards with
+    # the residual gate at 0.3 the prior also reached half the beard's pixels (their residual is
+    # under 0.3), and the masks closed on goatees and moustaches (0.36 / 0.23 inside at 3,000 steps)
+    # although D_B's raw image beats D_A there (gain >= 0.1 on 0.76 of a goatee's pixels, 0.07 of
+    # the pixels outside the beards; mask_transfer.md, session 39).
+    mask_prior_gate_by: str = "residual"
     # Not in the paper: weight of a binarisation term 4 m (1 - m) on the same three masks (0 at
     # m in {0, 1}, 1 at m = 0.5), ramped with mask_warmup_steps. Eq. 6 is an L1 loss on the blend
     # m z_raw + (1 - m) D_A(E_c(b)); where b lies between a blurry z_raw and D_A's output, a
@@ -278,6 +286,7 @@ class Config:
 
 
 CONFUSION_TARGETS = {"a": 0.0, "b": 1.0, "uniform": 0.5}  # C's labels: domain A 0, domain B 1 (Eq. 4)
+GATES = ("residual", "gain")  # what mask_prior_gate / mask_fill_gate read (Config)
 
 
 def latent_size(config: Config, image_size: int) -> int:
@@ -330,8 +339,9 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     if config.lambda_raw_b_content < 0 or config.raw_b_content_gate <= 0:
         raise ValueError(f"mask_transfer: lambda_raw_b_content must be >= 0 and raw_b_content_gate > 0, got "
                          f"{config.lambda_raw_b_content} and {config.raw_b_content_gate}")
-    if config.mask_fill_gate_by not in ("residual", "gain"):
-        raise ValueError(f"mask_transfer: mask_fill_gate_by must be 'residual' or 'gain', got {config.mask_fill_gate_by!r}")
+    for field in ("mask_prior_gate_by", "mask_fill_gate_by"):
+        if getattr(config, field) not in GATES:
+            raise ValueError(f"mask_transfer: {field} must be one of {GATES}, got {getattr(config, field)!r}")
     if config.mask_fill_start < 0 or config.mask_fill_warmup_steps < 0:
         raise ValueError(f"mask_transfer: mask_fill_start and mask_fill_warmup_steps must be >= 0, got "
                          f"{config.mask_fill_start} and {config.mask_fill_warmup_steps}")
@@ -538,8 +548,11 @@ class Model(base.AttributeTransferModel):
                  "mask/aa": reconstruction.l1(m_aa, 0.0)}
         # Eq. 6's residual: where b has content that D_A does not render from b's common code.
         residual = tf.stop_gradient(tf.reduce_mean(tf.abs(b - removed_b), axis=-1, keepdims=True))
+        # Eq. 6's gain from showing D_B's raw image instead of D_A's rendering, per pixel.
+        gates = {"residual": residual,
+                 "gain": residual - tf.stop_gradient(tf.reduce_mean(tf.abs(b - r_bb), axis=-1, keepdims=True))}
         if self.config.mask_prior_gate > 0:
-            gate = tf.cast(residual < self.config.mask_prior_gate, m_bb.dtype)
+            gate = tf.cast(gates[self.config.mask_prior_gate_by] < self.config.mask_prior_gate, m_bb.dtype)
             terms["g/mask"] = (reconstruction.l1(m_bb * gate, 0.0) + masks["mask/aa"]) / 2.0
         else:
             terms["g/mask"] = (masks["mask/ab"] + masks["mask/bb"] + masks["mask/aa"]) / 3.0
@@ -547,10 +560,7 @@ class Model(base.AttributeTransferModel):
         terms["g/mask_binary"] = (mask_losses.undecided(m_ab, center) + mask_losses.undecided(m_bb, center)
                                   + mask_losses.undecided(m_aa, center)) / 3.0
         if self.config.lambda_mask_fill > 0:  # skipped at 0 like the cycle terms: nothing to compute
-            gain = residual
-            if self.config.mask_fill_gate_by == "gain":
-                gain -= tf.stop_gradient(tf.reduce_mean(tf.abs(b - r_bb), axis=-1, keepdims=True))
-            content = tf.cast(gain >= self.config.mask_fill_gate, m_bb.dtype)
+            content = tf.cast(gates[self.config.mask_fill_gate_by] >= self.config.mask_fill_gate, m_bb.dtype)
             terms["g/mask_fill"] = reconstruction.l1(content * (1.0 - m_bb), 0.0)
         else:
             terms["g/mask_fill"] = tf.zeros([n], m_bb.dtype)
