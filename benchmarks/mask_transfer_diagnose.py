@@ -17,6 +17,11 @@ reports the oracle's accuracy on z(a, b) = m r + (1 - m) a for variants of the m
                 pixels and pasted through its true content mask onto a; how much blur the oracle
                 forgives, i.e. whether a blurred raw image alone explains a failing `true_mask`
 
+  (with --gates) no transfer: on b's own codes, the fraction of b's true content pixels, and of
+                the other pixels, where the gates of mask_prior_gate / mask_fill_gate open: Eq. 6's
+                residual |b - D_A(E_c(b))| or its gain (that minus |b - z_raw(b, b)|) at or above each
+                threshold; what a gate at that value would single out as the content
+
 and, per pair, the soft mask's mean value inside that true support and the fraction of the support
 where m > 0.5, split by whether the soft transfer passed. If `gain_k` recovers the failures the
 masks cover the content but too faintly; if only `true_mask` does, they miss part of it; if
@@ -66,6 +71,7 @@ def main():
                    help="draw up to --failures_rows pairs whose true-mask composite fails the oracle")
     p.add_argument("--failures_rows", type=int, default=8)
     p.add_argument("--blur_sigmas", default="", help="e.g. 1,1.5,2: add the cf_blur_s rows")
+    p.add_argument("--gates", default="", help="e.g. 0.1,0.2,0.3: add the gate table (residual and gain)")
     args = p.parse_args()
 
     model, step, meta = loop.load_model_from_run(args.run_dir, args.checkpoint, average_weights=args.average_weights)
@@ -95,7 +101,8 @@ def main():
     m, r = model.decode_b(model.common_encoder(xa, training=False), separate_b, False)
     m, r = np.asarray(m, np.float32), np.asarray(r, np.float32)
     # No transfer at all: D_B's raw b from b's own codes, through b's true content mask onto D_A(E_c(b)).
-    _, r_own = model.decode_b(common_b, separate_b, False)
+    m_own, r_own = model.decode_b(common_b, separate_b, False)
+    m_own, r_own = np.asarray(m_own, np.float32), np.asarray(r_own, np.float32)
     unmasked_b = np.asarray(model.decoder_a(common_b, training=False), np.float32)
     truth_b = np.asarray(testset.masks(b_idx, size, layer)).reshape(len(b_idx), size, size, 1) > 0.5
     oracle = oracle_lib.load_oracle()
@@ -113,7 +120,7 @@ def main():
     for t in [float(x) for x in args.thresholds.split(",") if x]:
         rows[f"hard_{t:g}"] = acc((m > t).astype(np.float32), f"hard_{t:g}")
     rows["true_mask"] = acc(truth.astype(np.float32), "true_mask")
-    own = np.asarray(mask_losses.composite(truth_b.astype(np.float32), np.asarray(r_own, np.float32), unmasked_b))
+    own = np.asarray(mask_losses.composite(truth_b.astype(np.float32), r_own, unmasked_b))
     rows["own_true_mask"] = oracle.predict_labels(own)[:, col] == value_b
     rows["da_common_b"] = oracle.predict_labels(unmasked_b)[:, col] == value_b
     cf_image = oracle_lib.uint8_to_signed(cf_render["image"])
@@ -121,6 +128,8 @@ def main():
         blurred = np.asarray(diat.gaussian_blur(cf_image, sigma), np.float32)  # DIAT's B(x), Eq. 11
         rows[f"cf_blur_{sigma:g}"] = acc(truth.astype(np.float32), f"cf_blur_{sigma:g}", raw=blurred)
     passed = rows["soft"]
+    # m(b, b) inside b's own content, per pair: whether the mask stays open on the content at all.
+    own_inside = np.array([m_own[i][truth_b[i]].mean() if truth_b[i].any() else np.nan for i in range(len(m_own))])
     inside = np.array([m[i][truth[i]].mean() if truth[i].any() else np.nan for i in range(len(m))])
     covered = np.array([(m[i][truth[i]] > 0.5).mean() if truth[i].any() else np.nan for i in range(len(m))])
     outside = np.array([m[i][~truth[i]].mean() for i in range(len(m))])
@@ -131,6 +140,16 @@ def main():
     for name, ok in rows.items():
         change = f"{changes[name]:.4f}" if name in changes else "-"  # b's own codes: no source a
         print(f"| {name} | {ok.mean():.2f} | {change} |")
+    print(f"m(b, b) on b's own content: {np.nanmean(own_inside):.3f} inside, "
+          f"{m_own[~truth_b].mean():.4f} outside")
+    thresholds = [float(x) for x in args.gates.split(",") if x]
+    if thresholds:
+        residual = np.abs(xb - unmasked_b).mean(-1, keepdims=True)
+        readings = {"residual": residual, "gain": residual - np.abs(xb - r_own).mean(-1, keepdims=True)}
+        print("| gate reads | threshold | content pixels >= | other pixels >= |\n|---|---|---|---|")
+        for name, v in readings.items():
+            for t in thresholds:
+                print(f"| {name} | {t:g} | {(v[truth_b] >= t).mean():.3f} | {(v[~truth_b] >= t).mean():.4f} |")
     print("| pairs | n | m inside true mask | fraction > 0.5 | m outside |\n|---|---|---|---|---|")
     for name, sel in (("soft passes", passed), ("soft fails", ~passed)):
         if sel.any():
@@ -157,12 +176,12 @@ def main():
         if len(np.unique(v)) < 2:
             continue
         cols = ["soft", "true_mask", "own_true_mask"] + [k for k in rows if k.startswith("cf_blur_")]
-        print(f"| {key} | n | {' | '.join(cols)} |\n|---|---|{'---|' * len(cols)}")
+        print(f"| {key} | n | {' | '.join(cols)} | m(b, b) inside |\n|---|---|{'---|' * (len(cols) + 1)}")
         names = {"beard_style": synthetic.BEARD_STYLES, "frame_shape": synthetic.FRAME_SHAPES}.get(key)
         for value in np.unique(v):
             sel = v == value
             print(f"| {names[value] if names else value} | {sel.sum()} | "
-                  + " | ".join(f"{rows[c][sel].mean():.2f}" for c in cols) + " |")
+                  + " | ".join(f"{rows[c][sel].mean():.2f}" for c in cols) + f" | {np.nanmean(own_inside[sel]):.2f} |")
     if args.failures_png:
         z_true = np.asarray(mask_losses.composite(truth.astype(np.float32), r, xa))
         z_soft = np.asarray(mask_losses.composite(m, r, xa))

@@ -162,10 +162,10 @@ class Config:
     # What the prior's gate reads, as mask_fill_gate_by below: "residual" (above), or "gain": the
     # prior applies where mean_channels (|b - D_A(E_c(b))| - |b - z_raw(b, b)|) < mask_prior_gate,
     # i.e. where showing D_B's raw image gains Eq. 6 less than the gate. Why: on bench beards with
-    # the residual gate at 0.3 the prior also reached half the beard's pixels (their residual is
-    # under 0.3), and the masks closed on goatees and moustaches (0.36 / 0.23 inside at 3,000 steps)
-    # although D_B's raw image beats D_A there (gain >= 0.1 on 0.76 of a goatee's pixels, 0.07 of
-    # the pixels outside the beards; mask_transfer.md, session 39).
+    # the residual gate at 0.3 the prior also reached half the beard's pixels (0.51 of them read
+    # >= 0.3), and the masks closed on goatees and moustaches (m(b, b) 0.37 / 0.28 inside at 3,000
+    # steps) although D_B's raw image beats D_A there: gain >= 0.1 on 0.76 of the beards' pixels and
+    # 0.07 of the rest (mask_transfer_diagnose.py --gates; mask_transfer.md, session 39).
     mask_prior_gate_by: str = "residual"
     # Not in the paper: weight of a binarisation term 4 m (1 - m) on the same three masks (0 at
     # m in {0, 1}, 1 at m = 0.5), ramped with mask_warmup_steps. Eq. 6 is an L1 loss on the blend
