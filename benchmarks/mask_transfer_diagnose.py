@@ -28,9 +28,10 @@ masks cover the content but too faintly; if only `true_mask` does, they miss par
 `true_mask` fails too, D_B's raw content is what fails, and `own_true_mask` says whether it fails
 even on b's own codes. The content's categorical rendering factors (e.g. beard style) are broken
 down per value; `--failures_png` draws the pairs whose `true_mask` composite fails (a, b, the
-counterfactual, r, the true-mask composite, the soft transfer and its mask).
+counterfactual, r, the true-mask composite, the soft transfer and its mask); with `--failures_of=soft`,
+the pairs whose soft transfer fails although the true-mask composite passes, i.e. where the mask fails.
 
-    python benchmarks/mask_transfer_diagnose.py --run_dir=RUN [--checkpoint=RUN/checkpoints/ckpt-N] [--average_weights] [--failures_png=F]
+    python benchmarks/mask_transfer_diagnose.py --run_dir=RUN [--checkpoint=RUN/checkpoints/ckpt-N] [--average_weights] [--failures_png=F [--failures_of=soft]] [--gates=0.1,0.3]
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def main():
     p.add_argument("--failures_png", default=None,
                    help="draw up to --failures_rows pairs whose true-mask composite fails the oracle")
     p.add_argument("--failures_rows", type=int, default=8)
+    p.add_argument("--failures_of", choices=("true_mask", "soft"), default="true_mask",
+                   help="true_mask: pairs whose true-mask composite fails (D_B's raw content fails); "
+                        "soft: pairs whose soft transfer fails while that composite passes (the mask fails)")
     p.add_argument("--blur_sigmas", default="", help="e.g. 1,1.5,2: add the cf_blur_s rows")
     p.add_argument("--gates", default="", help="e.g. 0.1,0.2,0.3: add the gate table (residual and gain)")
     args = p.parse_args()
@@ -185,13 +189,14 @@ def main():
     if args.failures_png:
         z_true = np.asarray(mask_losses.composite(truth.astype(np.float32), r, xa))
         z_soft = np.asarray(mask_losses.composite(m, r, xa))
-        pick = np.flatnonzero(~rows["true_mask"])[:args.failures_rows]
+        failed = ~rows["true_mask"] if args.failures_of == "true_mask" else ~rows["soft"] & rows["true_mask"]
+        pick = np.flatnonzero(failed)[:args.failures_rows]
         if len(pick):
             columns = (xa, xb, cf_image, r, z_true, z_soft, np.repeat(m, 3, -1) * 2 - 1)
             tiles = [image_grid.to_uint8(c[i]) for i in pick for c in columns]
             image_grid.save_png(args.failures_png, image_grid.grid(tiles, len(pick), len(columns)))
-            print(f"wrote {args.failures_png}: pairs {pick.tolist()} (a, b, a with b's content, D_B raw, "
-                  f"true-mask composite, soft transfer, soft mask)")
+            print(f"wrote {args.failures_png}: {args.failures_of} failures, pairs {pick.tolist()} (a, b, "
+                  f"a with b's content, D_B raw, true-mask composite, soft transfer, soft mask)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"run_dir": args.run_dir, "checkpoint": args.checkpoint, "average": args.average_weights,
