@@ -53,7 +53,7 @@ from tfattr.data import synthetic  # noqa: E402
 from tfattr.losses import mask as mask_losses  # noqa: E402
 from tfattr.metrics import oracle as oracle_lib  # noqa: E402
 from tfattr.metrics import protocols, registry, segmentation  # noqa: E402
-from tfattr.models import diat  # noqa: E402
+from tfattr.models import diat, mask_transfer  # noqa: E402
 from tfattr.training import loop  # noqa: E402
 from tfattr.utils import image_grid  # noqa: E402
 
@@ -148,8 +148,7 @@ def main():
           f"{m_own[~truth_b].mean():.4f} outside")
     thresholds = [float(x) for x in args.gates.split(",") if x]
     if thresholds:
-        residual = np.abs(xb - unmasked_b).mean(-1, keepdims=True)
-        readings = {"residual": residual, "gain": residual - np.abs(xb - r_own).mean(-1, keepdims=True)}
+        readings = {k: np.asarray(v) for k, v in mask_transfer.gate_readings(xb, unmasked_b, r_own).items()}
         print("| gate reads | threshold | content pixels >= | other pixels >= |\n|---|---|---|---|")
         for name, v in readings.items():
             for t in thresholds:

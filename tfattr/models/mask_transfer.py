@@ -289,6 +289,17 @@ CONFUSION_TARGETS = {"a": 0.0, "b": 1.0, "uniform": 0.5}  # C's labels: domain A
 GATES = ("residual", "gain")  # what mask_prior_gate / mask_fill_gate read (Config)
 
 
+def gate_readings(image_b, removed_b, raw_b, names=GATES):
+    """Per pixel, what mask_prior_gate / mask_fill_gate read (gradients stopped), for the `names`
+    asked: "residual", Eq. 6's mean_channels |b - D_A(E_c(b))|, and "gain", that minus
+    mean_channels |b - z_raw(b, b)| (only computed when asked)."""
+    residual = tf.stop_gradient(tf.reduce_mean(tf.abs(image_b - removed_b), axis=-1, keepdims=True))
+    readings = {"residual": residual}
+    if "gain" in names:
+        readings["gain"] = residual - tf.stop_gradient(tf.reduce_mean(tf.abs(image_b - raw_b), axis=-1, keepdims=True))
+    return readings
+
+
 def latent_size(config: Config, image_size: int) -> int:
     return image_size // 2**config.num_blocks
 
@@ -546,11 +557,13 @@ class Model(base.AttributeTransferModel):
         }
         masks = {"mask/ab": reconstruction.l1(m_ab, 0.0), "mask/bb": reconstruction.l1(m_bb, 0.0),
                  "mask/aa": reconstruction.l1(m_aa, 0.0)}
-        # Eq. 6's residual: where b has content that D_A does not render from b's common code.
-        residual = tf.stop_gradient(tf.reduce_mean(tf.abs(b - removed_b), axis=-1, keepdims=True))
-        # Eq. 6's gain from showing D_B's raw image instead of D_A's rendering, per pixel.
-        gates = {"residual": residual,
-                 "gain": residual - tf.stop_gradient(tf.reduce_mean(tf.abs(b - r_bb), axis=-1, keepdims=True))}
+        # Eq. 6's residual (where b has content that D_A does not render from b's common code) and,
+        # if a gate reads it, its gain from showing D_B's raw image instead.
+        c = self.config
+        used = {c.mask_prior_gate_by if c.mask_prior_gate > 0 else None,
+                c.mask_fill_gate_by if c.lambda_mask_fill > 0 else None}
+        gates = gate_readings(b, removed_b, r_bb, used)
+        residual = gates["residual"]
         if self.config.mask_prior_gate > 0:
             gate = tf.cast(gates[self.config.mask_prior_gate_by] < self.config.mask_prior_gate, m_bb.dtype)
             terms["g/mask"] = (reconstruction.l1(m_bb * gate, 0.0) + masks["mask/aa"]) / 2.0
