@@ -20,7 +20,8 @@ reports the oracle's accuracy on z(a, b) = m r + (1 - m) a for variants of the m
   (with --gates) no transfer: on b's own codes, the fraction of b's true content pixels, and of
                 the other pixels, where the gates of mask_prior_gate / mask_fill_gate open: Eq. 6's
                 residual |b - D_A(E_c(b))| or its gain (that minus |b - z_raw(b, b)|) at or above each
-                threshold; what a gate at that value would single out as the content
+                threshold, or its gain over D_B's raw image of (E_c(b), 0) ("gain_zero"); what a gate at that
+                value would single out as the content
 
 and, per pair, the soft mask's mean value inside that true support and the fraction of the support
 where m > 0.5, split by whether the soft transfer passed. If `gain_k` recovers the failures the
@@ -48,6 +49,7 @@ from tfattr.utils import process_env  # noqa: E402
 process_env.set_defaults()
 
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from tfattr.data import synthetic  # noqa: E402
 from tfattr.losses import mask as mask_losses  # noqa: E402
@@ -75,7 +77,7 @@ def main():
                    help="true_mask: pairs whose true-mask composite fails (D_B's raw content fails); "
                         "soft: pairs whose soft transfer fails while that composite passes (the mask fails)")
     p.add_argument("--blur_sigmas", default="", help="e.g. 1,1.5,2: add the cf_blur_s rows")
-    p.add_argument("--gates", default="", help="e.g. 0.1,0.2,0.3: add the gate table (residual and gain)")
+    p.add_argument("--gates", default="", help="e.g. 0.1,0.2,0.3: add the gate table (residual, gain, gain_zero)")
     args = p.parse_args()
 
     model, step, meta = loop.load_model_from_run(args.run_dir, args.checkpoint, average_weights=args.average_weights)
@@ -148,7 +150,9 @@ def main():
           f"{m_own[~truth_b].mean():.4f} outside")
     thresholds = [float(x) for x in args.gates.split(",") if x]
     if thresholds:
-        readings = {k: np.asarray(v) for k, v in mask_transfer.gate_readings(xb, unmasked_b, r_own).items()}
+        _, r_zero = model.decode_b(common_b, tf.zeros_like(separate_b), False)  # D_B(E_c(b), 0)
+        readings = {k: np.asarray(v) for k, v in
+                    mask_transfer.gate_readings(xb, unmasked_b, r_own, raw_b_zero=r_zero).items()}
         print("| gate reads | threshold | content pixels >= | other pixels >= |\n|---|---|---|---|")
         for name, v in readings.items():
             for t in thresholds:

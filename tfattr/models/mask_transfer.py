@@ -166,6 +166,10 @@ class Config:
     # >= 0.3), and the masks closed on goatees and moustaches (m(b, b) 0.37 / 0.28 inside at 3,000
     # steps) although D_B's raw image beats D_A there: gain >= 0.1 on 0.76 of the beards' pixels and
     # 0.07 of the rest (mask_transfer_diagnose.py --gates; mask_transfer.md, session 39).
+    # "gain_zero": the same gain measured against D_B's own raw image of (E_c(b), 0) instead of
+    # D_A(E_c(b)): where E_s(b) improves D_B's rendering of b, not where D_B is merely sharper
+    # than D_A (eye, glasses and hair outlines). One more D_B pass when read; meant with lambda_raw_a,
+    # which trains that zero-code image.
     mask_prior_gate_by: str = "residual"
     # Not in the paper: weight of a binarisation term 4 m (1 - m) on the same three masks (0 at
     # m in {0, 1}, 1 at m = 0.5), ramped with mask_warmup_steps. Eq. 6 is an L1 loss on the blend
@@ -249,6 +253,16 @@ class Config:
     # (0.79 at the beard flagfile's average against 0.90 without it). 0 = off.
     lambda_raw_b_content: float = 0.0
     raw_b_content_gate: float = 0.3
+    # Not in the paper: weight of an unmasked L1 term |D_B(E_c(a), 0) - a|, D_B's raw image of z(a, a)
+    # with the zero separate code (separate_code_a="zero"), as lambda_raw_b is for z(b, b). Sec. 3
+    # trains that raw image only where m(a, a) is open, i.e. hardly at all once the masks are small,
+    # so D_B never learns to render what E_c carries by itself: with lambda_raw_b on, E_s(b) then
+    # carries b's glasses and hair outline besides its beard (D_B draws them sharper with its help),
+    # L_Cycle's separate term asks z(a, b) to carry them over, and m(a, b) opened on the eyes, the
+    # glasses and the hair outline on the bench beard failures (mask_transfer.md, session 39). With
+    # this term D_B renders all of a from E_c alone, so E_s(b) need only add what E_c(b) lacks.
+    # 0 = off.
+    lambda_raw_a: float = 0.0
     # Not in the paper: ramp λ4 and λ5 linearly from 0 over this many steps (0 = off).
     rec2_warmup_steps: int = 0
     # App. A: the decoders' hidden blocks use ReLU; the release uses LeakyReLU(0.2) ("lrelu").
@@ -286,17 +300,26 @@ class Config:
 
 
 CONFUSION_TARGETS = {"a": 0.0, "b": 1.0, "uniform": 0.5}  # C's labels: domain A 0, domain B 1 (Eq. 4)
-GATES = ("residual", "gain")  # what mask_prior_gate / mask_fill_gate read (Config)
+GATES = ("residual", "gain", "gain_zero")  # what mask_prior_gate / mask_fill_gate read (Config)
 
 
-def gate_readings(image_b, removed_b, raw_b, names=GATES):
+def gate_readings(image_b, removed_b, raw_b, names=GATES, raw_b_zero=None):
     """Per pixel, what mask_prior_gate / mask_fill_gate read (gradients stopped), for the `names`
-    asked: "residual", Eq. 6's mean_channels |b - D_A(E_c(b))|, and "gain", that minus
-    mean_channels |b - z_raw(b, b)| (only computed when asked)."""
-    residual = tf.stop_gradient(tf.reduce_mean(tf.abs(image_b - removed_b), axis=-1, keepdims=True))
-    readings = {"residual": residual}
-    if "gain" in names:
-        readings["gain"] = residual - tf.stop_gradient(tf.reduce_mean(tf.abs(image_b - raw_b), axis=-1, keepdims=True))
+    asked: "residual", Eq. 6's mean_channels |b - D_A(E_c(b))|; "gain", that minus
+    mean_channels |b - z_raw(b, b)|; "gain_zero", mean_channels |b - raw_b_zero| (D_B's raw image
+    of (E_c(b), 0)) minus the same. The gains are only computed when asked."""
+    def error(image):
+        return tf.stop_gradient(tf.reduce_mean(tf.abs(image_b - image), axis=-1, keepdims=True))
+
+    readings = {"residual": error(removed_b)}
+    if "gain" in names or "gain_zero" in names:
+        raw_error = error(raw_b)
+        if "gain" in names:
+            readings["gain"] = readings["residual"] - raw_error
+        if "gain_zero" in names:
+            if raw_b_zero is None:
+                raise ValueError("gate_readings: the 'gain_zero' gate needs raw_b_zero, D_B's raw image of (E_c(b), 0)")
+            readings["gain_zero"] = error(raw_b_zero) - raw_error
     return readings
 
 
@@ -350,6 +373,8 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     if config.lambda_raw_b_content < 0 or config.raw_b_content_gate <= 0:
         raise ValueError(f"mask_transfer: lambda_raw_b_content must be >= 0 and raw_b_content_gate > 0, got "
                          f"{config.lambda_raw_b_content} and {config.raw_b_content_gate}")
+    if config.lambda_raw_a < 0:
+        raise ValueError(f"mask_transfer: lambda_raw_a must be >= 0, got {config.lambda_raw_a}")
     for field in ("mask_prior_gate_by", "mask_fill_gate_by"):
         if getattr(config, field) not in GATES:
             raise ValueError(f"mask_transfer: {field} must be one of {GATES}, got {getattr(config, field)!r}")
@@ -426,7 +451,7 @@ class Model(base.AttributeTransferModel):
 
     DATA = "two_domains"
     LOSS_NAMES = ("g/dc", "g/rec1_a", "g/rec1_b", "g/cycle_common", "g/cycle_separate", "g/rec2_a", "g/rec2_b",
-                  "g/mask", "g/mask_binary", "g/mask_fill", "g/raw_b", "g/raw_b_content", "c/loss", "c/acc",
+                  "g/mask", "g/mask_binary", "g/mask_fill", "g/raw_b", "g/raw_b_content", "g/raw_a", "c/loss", "c/acc",
                   "mask/ab", "mask/bb", "mask/aa")
     OPTIMIZER_GROUPS = {"g": ("common_encoder", "separate_encoder", "decoder_a", "decoder_b"),
                         "c": ("domain_classifier",)}
@@ -526,10 +551,15 @@ class Model(base.AttributeTransferModel):
         decoded_a = self.decoder_a(common, training=training)
         rec_a, removed_b = decoded_a[:n], decoded_a[n:]
         # D_B on (c_b, s_b) serves both z' (Eq. 6) and z(b, b) (Eq. 8); (c_a, s_a) is z(a, a); (c_a, s_b) z(a, b).
-        s_aa = tf.zeros_like(s_a) if self.config.separate_code_a == "zero" else s_a
-        mask, raw = self.decode_b(tf.concat([c_b, c_a, c_a], 0), tf.concat([s_b, s_aa, s_b], 0), training)
-        m_bb, m_aa, m_ab = mask[:n], mask[n:2 * n], mask[2 * n:]
-        r_bb, r_aa, r_ab = raw[:n], raw[n:2 * n], raw[2 * n:]
+        c = self.config
+        used = {c.mask_prior_gate_by if c.mask_prior_gate > 0 else None,
+                c.mask_fill_gate_by if c.lambda_mask_fill > 0 else None}
+        s_aa = tf.zeros_like(s_a) if c.separate_code_a == "zero" else s_a
+        # The "gain_zero" gate also reads D_B(E_c(b), 0): a fourth code pair in the same D_B pass.
+        codes = [(c_b, s_b), (c_a, s_aa), (c_a, s_b)] + ([(c_b, tf.zeros_like(s_b))] if "gain_zero" in used else [])
+        mask, raw = self.decode_b(tf.concat([p[0] for p in codes], 0), tf.concat([p[1] for p in codes], 0), training)
+        m_bb, m_aa, m_ab = mask[:n], mask[n:2 * n], mask[2 * n:3 * n]
+        r_bb, r_aa, r_ab = raw[:n], raw[n:2 * n], raw[2 * n:3 * n]
         z_ab = mask_losses.composite(m_ab, r_ab, a)
         rec2_raw = tf.identity if self.config.recon2_trains_raw else tf.stop_gradient
 
@@ -559,10 +589,7 @@ class Model(base.AttributeTransferModel):
                  "mask/aa": reconstruction.l1(m_aa, 0.0)}
         # Eq. 6's residual (where b has content that D_A does not render from b's common code) and,
         # if a gate reads it, its gain from showing D_B's raw image instead.
-        c = self.config
-        used = {c.mask_prior_gate_by if c.mask_prior_gate > 0 else None,
-                c.mask_fill_gate_by if c.lambda_mask_fill > 0 else None}
-        gates = gate_readings(b, removed_b, r_bb, used)
+        gates = gate_readings(b, removed_b, r_bb, used, raw_b_zero=raw[3 * n:] if "gain_zero" in used else None)
         residual = gates["residual"]
         if self.config.mask_prior_gate > 0:
             gate = tf.cast(gates[self.config.mask_prior_gate_by] < self.config.mask_prior_gate, m_bb.dtype)
@@ -582,6 +609,7 @@ class Model(base.AttributeTransferModel):
             terms["g/raw_b_content"] = reconstruction.l1(content * (r_bb - b), 0.0)
         else:
             terms["g/raw_b_content"] = tf.zeros([n], r_bb.dtype)
+        terms["g/raw_a"] = reconstruction.l1(r_aa, a) if c.lambda_raw_a > 0 else tf.zeros([n], r_aa.dtype)
         return terms, masks, common
 
     def _ramp(self, warmup: int, start: int = 0, end: int = 0):
@@ -610,7 +638,7 @@ class Model(base.AttributeTransferModel):
                    "g/rec2_a": c.lambda_rec2_a * rec2_ramp, "g/rec2_b": c.lambda_rec2_b * rec2_ramp,
                    "g/mask": c.lambda_mask * mask_ramp, "g/mask_binary": c.lambda_mask_binary * binary_ramp,
                    "g/mask_fill": c.lambda_mask_fill * fill_ramp,
-                   "g/raw_b": c.lambda_raw_b, "g/raw_b_content": c.lambda_raw_b_content}
+                   "g/raw_b": c.lambda_raw_b, "g/raw_b_content": c.lambda_raw_b_content, "g/raw_a": c.lambda_raw_a}
         return tf.add_n([weights[k] * v for k, v in terms.items()])
 
     def train_step(self, batch):
