@@ -610,7 +610,58 @@ def test_raw_content_term_weights_d_b_raw_where_d_a_misses_b():
     np.testing.assert_array_equal(build()._forward(a, b, training=False)[0]["g/raw_b_content"].numpy(), 0.0)
 
 
-@pytest.mark.parametrize("field,value", [("lambda_raw_b_content", -1.0), ("raw_b_content_gate", 0.0)])
+def test_raw_a_term_trains_d_b_to_render_a_from_its_common_code_alone():
+    """lambda_raw_a (not in the paper): |D_B(E_c(a), 0) - a| per example, unmasked. Its gradient
+    reaches D_B's raw channels and E_c, not the mask channel, D_A or (outside batch norm's batch
+    statistics) E_s, the code being zero;
+    lambda_raw_a=0 computes nothing."""
+    a, b = two_domain_batch(seed=8).values()
+    m, out_grad, da_grads = _only_term_gradients("g/raw_a", a, b, lambda_raw_a=1.0)
+    assert out_grad[0] == 0.0
+    assert np.abs(out_grad[1:]).max() > 1e-6
+    assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0 for g in da_grads)
+    # Inference mode: in training mode D_B's batch norm couples the zero-code chunk to the others.
+    with tf.GradientTape() as tape:
+        terms, _, _ = m._forward(a, b, training=False)
+        loss = tf.reduce_mean(m._generator_total(terms))
+    g_sep, g_common = tape.gradient(loss, [m.separate_encoder.trainable_variables,
+                                           m.common_encoder.trainable_variables])
+    assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0 for g in g_sep)
+    assert any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in g_common)
+
+    terms, _, _ = m._forward(a, b, training=False)
+    c_a = m.common_encoder(a)
+    raw = m.decode_b(c_a, tf.zeros_like(m.separate_encoder(a)))[1]
+    np.testing.assert_allclose(terms["g/raw_a"].numpy(), tf.reduce_mean(tf.abs(raw - a), [1, 2, 3]).numpy(),
+                               rtol=1e-5)
+    np.testing.assert_array_equal(build()._forward(a, b, training=False)[0]["g/raw_a"].numpy(), 0.0)
+
+
+def test_gain_zero_gate_reads_d_b_without_the_separate_code():
+    """mask_prior_gate_by="gain_zero" (not in the paper): the prior applies to m(b, b) where
+    |b - D_B(E_c(b), 0)| - |b - D_B(E_c(b), E_s(b))| is under the gate; gate_readings asks for
+    that zero-code image by name."""
+    a, b = two_domain_batch(seed=8).values()
+    g = build(lambda_mask=1.0, mask_prior_gate=0.05, mask_prior_gate_by="gain_zero", **ONLY_EXTRA_TERMS)
+    terms, masks, _ = g._forward(a, b, training=False)
+    c_b, s_b = g.common_encoder(b), g.separate_encoder(b)
+    m_bb, raw_bb = g.decode_b(c_b, s_b)
+    raw_zero = g.decode_b(c_b, tf.zeros_like(s_b))[1]
+    gain = tf.reduce_mean(tf.abs(b - raw_zero) - tf.abs(b - raw_bb), -1, keepdims=True)
+    gate = tf.cast(gain < 0.05, tf.float32)
+    assert 0 < float(tf.reduce_mean(gate)) < 1
+    gated = tf.reduce_mean(tf.reshape(m_bb * gate, [len(b), -1]), 1)
+    np.testing.assert_allclose(terms["g/mask"].numpy(), ((gated + masks["mask/aa"]) / 2).numpy(), rtol=1e-5)
+    # The gain against D_A's rendering is another gate: the value differs.
+    d_a = build(lambda_mask=1.0, mask_prior_gate=0.05, mask_prior_gate_by="gain", **ONLY_EXTRA_TERMS)
+    d_a.set_weights(g.get_weights())
+    assert np.abs(d_a._forward(a, b, training=False)[0]["g/mask"].numpy() - terms["g/mask"].numpy()).max() > 1e-6
+    with pytest.raises(ValueError, match="raw_b_zero"):
+        mask_transfer.gate_readings(b, b, b, ["gain_zero"])
+
+
+@pytest.mark.parametrize("field,value", [("lambda_raw_b_content", -1.0), ("raw_b_content_gate", 0.0),
+                                         ("lambda_raw_a", -1.0)])
 def test_a_bad_raw_content_setting_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         build(**{field: value})
