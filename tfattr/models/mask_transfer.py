@@ -263,6 +263,17 @@ class Config:
     # this term D_B renders all of a from E_c alone, so E_s(b) need only add what E_c(b) lacks.
     # 0 = off.
     lambda_raw_a: float = 0.0
+    # Not in the paper: weight of Eq. 6 through z instead of z', |z(D_A(E_c(b)), b) - b|: b with its
+    # content removed by D_A, encoded again by E_c, gets b's content back from E_s(b). Sec. 3 uses
+    # z' so that D_A∘E_c's error does not enter the raw image; but then D_B's mask learns only on
+    # common codes of domain-B images, while a transfer z(a, b) reads a domain-A face's code. With
+    # L_DC imperfect (C still told the domains apart 0.7 of the time on bench beards) the mask did
+    # not carry over: on the failing transfers m(a, b) was 0.15-0.19 inside the beard's true
+    # support while m(b, b) was 0.68-0.79 inside b's own (mask_transfer.md, sessions 39-40). The
+    # removed image is a domain-A face with b's geometry, so this is a transfer with a known
+    # answer; the gated prior and the fill apply to its mask as to m(b, b) (the gate is b's).
+    # D_A's output is gradient-stopped here: D_A must not learn to draw the content back. 0 = off.
+    lambda_rec1_b_reencoded: float = 0.0
     # Not in the paper: ramp λ4 and λ5 linearly from 0 over this many steps (0 = off).
     rec2_warmup_steps: int = 0
     # App. A: the decoders' hidden blocks use ReLU; the release uses LeakyReLU(0.2) ("lrelu").
@@ -373,8 +384,9 @@ def build_networks(config: Config, schema: Schema, image_size: int) -> dict[str,
     if config.lambda_raw_b_content < 0 or config.raw_b_content_gate <= 0:
         raise ValueError(f"mask_transfer: lambda_raw_b_content must be >= 0 and raw_b_content_gate > 0, got "
                          f"{config.lambda_raw_b_content} and {config.raw_b_content_gate}")
-    if config.lambda_raw_a < 0:
-        raise ValueError(f"mask_transfer: lambda_raw_a must be >= 0, got {config.lambda_raw_a}")
+    for field in ("lambda_raw_a", "lambda_rec1_b_reencoded"):
+        if getattr(config, field) < 0:
+            raise ValueError(f"mask_transfer: {field} must be >= 0, got {getattr(config, field)}")
     for field in ("mask_prior_gate_by", "mask_fill_gate_by"):
         if getattr(config, field) not in GATES:
             raise ValueError(f"mask_transfer: {field} must be one of {GATES}, got {getattr(config, field)!r}")
@@ -451,7 +463,7 @@ class Model(base.AttributeTransferModel):
 
     DATA = "two_domains"
     LOSS_NAMES = ("g/dc", "g/rec1_a", "g/rec1_b", "g/cycle_common", "g/cycle_separate", "g/rec2_a", "g/rec2_b",
-                  "g/mask", "g/mask_binary", "g/mask_fill", "g/raw_b", "g/raw_b_content", "g/raw_a", "c/loss", "c/acc",
+                  "g/mask", "g/mask_binary", "g/mask_fill", "g/raw_b", "g/raw_b_content", "g/raw_a", "g/rec1_b_reencoded", "c/loss", "c/acc",
                   "mask/ab", "mask/bb", "mask/aa")
     OPTIMIZER_GROUPS = {"g": ("common_encoder", "separate_encoder", "decoder_a", "decoder_b"),
                         "c": ("domain_classifier",)}
@@ -555,11 +567,20 @@ class Model(base.AttributeTransferModel):
         used = {c.mask_prior_gate_by if c.mask_prior_gate > 0 else None,
                 c.mask_fill_gate_by if c.lambda_mask_fill > 0 else None}
         s_aa = tf.zeros_like(s_a) if c.separate_code_a == "zero" else s_a
-        # The "gain_zero" gate also reads D_B(E_c(b), 0): a fourth code pair in the same D_B pass.
-        codes = [(c_b, s_b), (c_a, s_aa), (c_a, s_b)] + ([(c_b, tf.zeros_like(s_b))] if "gain_zero" in used else [])
-        mask, raw = self.decode_b(tf.concat([p[0] for p in codes], 0), tf.concat([p[1] for p in codes], 0), training)
-        m_bb, m_aa, m_ab = mask[:n], mask[n:2 * n], mask[2 * n:3 * n]
-        r_bb, r_aa, r_ab = raw[:n], raw[n:2 * n], raw[2 * n:3 * n]
+        codes = {"bb": (c_b, s_b), "aa": (c_a, s_aa), "ab": (c_a, s_b)}
+        if "gain_zero" in used:  # the gate also reads D_B(E_c(b), 0)
+            codes["b0"] = (c_b, tf.zeros_like(s_b))
+        if c.lambda_rec1_b_reencoded > 0:
+            # b with its content removed, D_A(E_c(b)) (gradient stopped: D_A must not learn to draw
+            # the content back), encoded again: a domain-A face with b's geometry.
+            codes["rb"] = (self.common_encoder(tf.stop_gradient(removed_b), training=training), s_b)
+        # One D_B pass over every code pair.
+        mask, raw = self.decode_b(tf.concat([p[0] for p in codes.values()], 0),
+                                  tf.concat([p[1] for p in codes.values()], 0), training)
+        mask = dict(zip(codes, tf.split(mask, len(codes))))
+        raw = dict(zip(codes, tf.split(raw, len(codes))))
+        m_bb, m_aa, m_ab = mask["bb"], mask["aa"], mask["ab"]
+        r_bb, r_aa, r_ab = raw["bb"], raw["aa"], raw["ab"]
         z_ab = mask_losses.composite(m_ab, r_ab, a)
         rec2_raw = tf.identity if self.config.recon2_trains_raw else tf.stop_gradient
 
@@ -589,11 +610,17 @@ class Model(base.AttributeTransferModel):
                  "mask/aa": reconstruction.l1(m_aa, 0.0)}
         # Eq. 6's residual (where b has content that D_A does not render from b's common code) and,
         # if a gate reads it, its gain from showing D_B's raw image instead.
-        gates = gate_readings(b, removed_b, r_bb, used, raw_b_zero=raw[3 * n:] if "gain_zero" in used else None)
+        gates = gate_readings(b, removed_b, r_bb, used, raw_b_zero=raw.get("b0"))
         residual = gates["residual"]
+        # The masks drawn over b's own geometry: m(b, b), and m(D_A(E_c(b)), b) with the re-encoded term.
+        own = [m_bb] + ([mask["rb"]] if "rb" in mask else [])
+
+        def over_own(term):  # the mean of a per-example term over those masks
+            return tf.add_n([term(m) for m in own]) / float(len(own))
+
         if self.config.mask_prior_gate > 0:
             gate = tf.cast(gates[self.config.mask_prior_gate_by] < self.config.mask_prior_gate, m_bb.dtype)
-            terms["g/mask"] = (reconstruction.l1(m_bb * gate, 0.0) + masks["mask/aa"]) / 2.0
+            terms["g/mask"] = (over_own(lambda m: reconstruction.l1(m * gate, 0.0)) + masks["mask/aa"]) / 2.0
         else:
             terms["g/mask"] = (masks["mask/ab"] + masks["mask/bb"] + masks["mask/aa"]) / 3.0
         center = self.config.mask_binary_center
@@ -601,7 +628,7 @@ class Model(base.AttributeTransferModel):
                                   + mask_losses.undecided(m_aa, center)) / 3.0
         if self.config.lambda_mask_fill > 0:  # skipped at 0 like the cycle terms: nothing to compute
             content = tf.cast(gates[self.config.mask_fill_gate_by] >= self.config.mask_fill_gate, m_bb.dtype)
-            terms["g/mask_fill"] = reconstruction.l1(content * (1.0 - m_bb), 0.0)
+            terms["g/mask_fill"] = over_own(lambda m: reconstruction.l1(content * (1.0 - m), 0.0))
         else:
             terms["g/mask_fill"] = tf.zeros([n], m_bb.dtype)
         if self.config.lambda_raw_b_content > 0:
@@ -610,6 +637,11 @@ class Model(base.AttributeTransferModel):
         else:
             terms["g/raw_b_content"] = tf.zeros([n], r_bb.dtype)
         terms["g/raw_a"] = reconstruction.l1(r_aa, a) if c.lambda_raw_a > 0 else tf.zeros([n], r_aa.dtype)
+        if "rb" in mask:  # Eq. 6 through z itself: z(D_A(E_c(b)), b) against b
+            terms["g/rec1_b_reencoded"] = reconstruction.l1(
+                mask_losses.composite(mask["rb"], raw["rb"], tf.stop_gradient(removed_b)), b)
+        else:
+            terms["g/rec1_b_reencoded"] = tf.zeros([n], r_bb.dtype)
         return terms, masks, common
 
     def _ramp(self, warmup: int, start: int = 0, end: int = 0):
@@ -638,7 +670,8 @@ class Model(base.AttributeTransferModel):
                    "g/rec2_a": c.lambda_rec2_a * rec2_ramp, "g/rec2_b": c.lambda_rec2_b * rec2_ramp,
                    "g/mask": c.lambda_mask * mask_ramp, "g/mask_binary": c.lambda_mask_binary * binary_ramp,
                    "g/mask_fill": c.lambda_mask_fill * fill_ramp,
-                   "g/raw_b": c.lambda_raw_b, "g/raw_b_content": c.lambda_raw_b_content, "g/raw_a": c.lambda_raw_a}
+                   "g/raw_b": c.lambda_raw_b, "g/raw_b_content": c.lambda_raw_b_content, "g/raw_a": c.lambda_raw_a,
+                   "g/rec1_b_reencoded": c.lambda_rec1_b_reencoded}
         return tf.add_n([weights[k] * v for k, v in terms.items()])
 
     def train_step(self, batch):
