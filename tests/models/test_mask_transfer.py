@@ -637,6 +637,36 @@ def test_raw_a_term_trains_d_b_to_render_a_from_its_common_code_alone():
     np.testing.assert_array_equal(build()._forward(a, b, training=False)[0]["g/raw_a"].numpy(), 0.0)
 
 
+def test_reencoded_recon1_b_puts_b_s_content_back_on_its_removed_face():
+    """lambda_rec1_b_reencoded (not in the paper): |z(D_A(E_c(b)), b) - b| per example, Eq. 6 through
+    z. Its gradient reaches D_B's mask and raw channels, not D_A (the removed image is stopped); the
+    fill then covers m(D_A(E_c(b)), b) as well as m(b, b), by b's gate; 0 computes nothing."""
+    a, b = two_domain_batch(seed=8).values()
+    m, out_grad, da_grads = _only_term_gradients("g/rec1_b_reencoded", a, b, lambda_rec1_b_reencoded=1.0)
+    assert np.abs(out_grad).min() > 0  # the mask logit and the raw image
+    assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0 for g in da_grads)
+
+    terms, _, _ = m._forward(a, b, training=False)
+    removed = m.decoder_a(m.common_encoder(b))
+    z, _ = m.transfer(removed, b)
+    np.testing.assert_allclose(terms["g/rec1_b_reencoded"].numpy(),
+                               tf.reduce_mean(tf.abs(z - b), [1, 2, 3]).numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(build()._forward(a, b, training=False)[0]["g/rec1_b_reencoded"].numpy(), 0.0)
+
+    fill = {"lambda_mask_fill": 1.0, "mask_fill_gate": 0.3}
+    both = build(lambda_rec1_b_reencoded=1.0, **fill, **ONLY_EXTRA_TERMS)
+    terms, _, _ = both._forward(a, b, training=False)
+    c_b, s_b = both.common_encoder(b), both.separate_encoder(b)
+    removed = both.decoder_a(c_b)
+    gate = tf.cast(tf.reduce_mean(tf.abs(b - removed), -1, keepdims=True) >= 0.3, tf.float32)
+    assert 0 < float(tf.reduce_mean(gate)) < 1
+    m_bb = both.decode_b(c_b, s_b)[0]
+    m_rb = both.decode_b(both.common_encoder(removed), s_b)[0]
+    per = [tf.reduce_mean(tf.reshape(gate * (1 - mk), [len(b), -1]), 1) for mk in (m_bb, m_rb)]
+    np.testing.assert_allclose(terms["g/mask_fill"].numpy(), ((per[0] + per[1]) / 2).numpy(), rtol=1e-5)
+    assert np.abs((per[0] - per[1]).numpy()).max() > 1e-6  # the two masks differ: both enter
+
+
 def test_gain_zero_gate_reads_d_b_without_the_separate_code():
     """mask_prior_gate_by="gain_zero" (not in the paper): the prior applies to m(b, b) where
     |b - D_B(E_c(b), 0)| - |b - D_B(E_c(b), E_s(b))| is under the gate; gate_readings asks for
@@ -661,7 +691,7 @@ def test_gain_zero_gate_reads_d_b_without_the_separate_code():
 
 
 @pytest.mark.parametrize("field,value", [("lambda_raw_b_content", -1.0), ("raw_b_content_gate", 0.0),
-                                         ("lambda_raw_a", -1.0)])
+                                         ("lambda_raw_a", -1.0), ("lambda_rec1_b_reencoded", -1.0)])
 def test_a_bad_raw_content_setting_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         build(**{field: value})
