@@ -23,6 +23,11 @@ reports the oracle's accuracy on z(a, b) = m r + (1 - m) a for variants of the m
                 threshold, or its gain over D_B's raw image of (E_c(b), 0) ("gain_zero"); what a gate at that
                 value would single out as the content
 
+  (with --grid=N) every one of N sources with every one of N references: whether the failures
+                follow the source or the reference, then per reference (and for grey against
+                coloured content) its pass rate, its masks, its true-mask composite, its content's
+                contrast and the gates' readings on it
+
 and, per pair, the soft mask's mean value inside that true support and the fraction of the support
 where m > 0.5, split by whether the soft transfer passed. If `gain_k` recovers the failures the
 masks cover the content but too faintly; if only `true_mask` does, they miss part of it; if
@@ -32,7 +37,7 @@ down per value; `--failures_png` draws the pairs whose `true_mask` composite fai
 counterfactual, r, the true-mask composite, the soft transfer and its mask); with `--failures_of=soft`,
 the pairs whose soft transfer fails although the true-mask composite passes, i.e. where the mask fails.
 
-    python benchmarks/mask_transfer_diagnose.py --run_dir=RUN [--checkpoint=RUN/checkpoints/ckpt-N] [--average_weights] [--failures_png=F [--failures_of=soft]] [--gates=0.1,0.3]
+    python benchmarks/mask_transfer_diagnose.py --run_dir=RUN [--checkpoint=RUN/checkpoints/ckpt-N] [--average_weights] [--failures_png=F [--failures_of=soft]] [--gates=0.1,0.3] [--grid=24]
 """
 
 from __future__ import annotations
@@ -77,6 +82,9 @@ def main():
                    help="true_mask: pairs whose true-mask composite fails (D_B's raw content fails); "
                         "soft: pairs whose soft transfer fails while that composite passes (the mask fails)")
     p.add_argument("--blur_sigmas", default="", help="e.g. 1,1.5,2: add the cf_blur_s rows")
+    p.add_argument("--grid", type=int, default=0,
+                   help="N: also every one of the first N sources with every one of the first N references, "
+                        "per reference (slow: N oracle passes of N images)")
     p.add_argument("--gates", default="", help="e.g. 0.1,0.2,0.3: add the gate table (residual, gain, gain_zero)")
     args = p.parse_args()
 
@@ -184,10 +192,9 @@ def main():
             continue
         cols = ["soft", "true_mask", "own_true_mask"] + [k for k in rows if k.startswith("cf_blur_")]
         print(f"| {key} | n | {' | '.join(cols)} | m(b, b) inside |\n|---|---|{'---|' * (len(cols) + 1)}")
-        names = {"beard_style": synthetic.BEARD_STYLES, "frame_shape": synthetic.FRAME_SHAPES}.get(key)
         for value in np.unique(v):
             sel = v == value
-            print(f"| {names[value] if names else value} | {sel.sum()} | "
+            print(f"| {category(key, value)} | {sel.sum()} | "
                   + " | ".join(f"{rows[c][sel].mean():.2f}" for c in cols) + f" | {np.nanmean(own_inside[sel]):.2f} |")
     if args.failures_png:
         z_true = np.asarray(mask_losses.composite(truth.astype(np.float32), r, xa))
@@ -200,11 +207,77 @@ def main():
             image_grid.save_png(args.failures_png, image_grid.grid(tiles, len(pick), len(columns)))
             print(f"wrote {args.failures_png}: {args.failures_of} failures, pairs {pick.tolist()} (a, b, "
                   f"a with b's content, D_B raw, true-mask composite, soft transfer, soft mask)")
+    if args.grid:
+        reference_grid(model, testset, pool, labels, col, value_b, attr, layer, size, args.grid, oracle)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"run_dir": args.run_dir, "checkpoint": args.checkpoint, "average": args.average_weights,
                        "acc": {k: float(v.mean()) for k, v in rows.items()}, "change_outside": changes,
                        "inside": inside.tolist(), "covered": covered.tolist(), "passed": passed.tolist()}, f)
+
+
+CATEGORY_NAMES = {"beard_style": synthetic.BEARD_STYLES, "frame_shape": synthetic.FRAME_SHAPES}
+
+
+def category(key, value):
+    names = CATEGORY_NAMES.get(key)
+    return names[value] if names else str(value)
+
+
+def reference_grid(model, testset, pool, labels, col, value_b, attr, layer, size, n, oracle):
+    """--grid: every one of the pool's first n sources a with every one of its first n references b.
+    Whether failures follow the source or the reference (the variance of the pass grid's row and
+    column means), then per reference: its factors, the pass rate over the sources, m(b, b) inside
+    its own content, m(a, b) inside the counterfactual's content (mean over the sources), the
+    true-mask composite's pass rate, the content's contrast |b - b without the content| inside it,
+    and the fraction of its content pixels where the residual / the gain reach 0.2."""
+    a_idx, b_idx = pool[labels == 0][:n], pool[labels == 1][:n]
+    xa, xb = testset.images(a_idx, size), testset.images(b_idx, size)
+    params_a, params_b = testset.params(a_idx), testset.params(b_idx)
+    common_a = model.common_encoder(xa, training=False)
+    common_b, separate_b = model.common_encoder(xb, training=False), model.separate_encoder(xb, training=False)
+    m_own, r_own = model.decode_b(common_b, separate_b, False)
+    m_own = np.asarray(m_own)
+    readings = mask_transfer.gate_readings(xb, model.decoder_a(common_b, training=False), r_own, ("gain",))
+    truth_b = np.asarray(testset.masks(b_idx, size, layer)).reshape(len(b_idx), size, size) > 0.5
+    without = {k: np.array(v) for k, v in params_b.items()}
+    without[synthetic.FACTORS[attr][0]] = np.zeros_like(without[synthetic.FACTORS[attr][0]])
+    clean = oracle_lib.uint8_to_signed(synthetic.render(without, size, outputs=("image",))["image"])
+    contrast = np.abs(xb - clean).mean(-1)
+    grid = np.zeros((len(a_idx), len(b_idx)), bool)
+    rows = []
+    for j in range(len(b_idx)):
+        one = {k: np.repeat(np.asarray(v)[j:j + 1], len(a_idx), 0) for k, v in params_b.items()}
+        cf = synthetic.render(synthetic.swap(params_a, one, [attr]), size, outputs=("masks",))
+        truth = np.asarray(cf["masks"][layer]).reshape(len(a_idx), size, size, 1) > 0.5
+        m, r = model.decode_b(common_a, tf.repeat(separate_b[j:j + 1], len(a_idx), 0), False)
+        m, r = np.asarray(m), np.asarray(r)
+        grid[:, j] = oracle.predict_labels(np.asarray(mask_losses.composite(m, r, xa)))[:, col] == value_b
+        true_pass = oracle.predict_labels(np.asarray(mask_losses.composite(truth.astype(np.float32), r, xa)))
+        t = truth_b[j]
+        rows.append((grid[:, j].mean(), m_own[j, ..., 0][t].mean(), np.mean([m[i][truth[i]].mean() for i in range(len(m))
+                                                                            if truth[i].any()]),
+                     (true_pass[:, col] == value_b).mean(), contrast[j][t].mean(),
+                     (np.asarray(readings["residual"])[j, ..., 0][t] >= 0.2).mean(),
+                     (np.asarray(readings["gain"])[j, ..., 0][t] >= 0.2).mean()))
+    rows = np.array(rows)
+    print(f"grid {len(a_idx)} x {len(b_idx)}: soft transfer {grid.mean():.3f}; variance of the pass grid "
+          f"{grid.var():.3f}, of its source means {grid.mean(1).var():.3f}, of its reference means "
+          f"{grid.mean(0).var():.3f}")
+    colour = [k for k in synthetic.FACTORS[attr] if k.endswith(("_r", "_g", "_b"))]
+    grey = (np.ptp(np.stack([np.asarray(params_b[k]) for k in colour]), axis=0) == 0) if len(colour) == 3 \
+        else np.zeros(len(b_idx), bool)
+    groups = {"grey": grey, "coloured": ~grey} if grey.any() else {"all": np.ones(len(b_idx), bool)}
+    cols = ("pass", "m(b, b) in", "m(a, b) in", "true mask", "contrast", "residual >= 0.2", "gain >= 0.2")
+    print(f"| references | n | {' | '.join(cols)} |\n|---|---|{'---|' * len(cols)}")
+    for name, sel in groups.items():
+        if sel.any():
+            print(f"| {name} | {sel.sum()} | " + " | ".join(f"{v:.2f}" for v in rows[sel].mean(0)) + " |")
+    keys = [k for k in synthetic.FACTORS[attr][1:] if np.issubdtype(np.asarray(params_b[k]).dtype, np.integer)]
+    print(f"| reference | {' | '.join(keys)} | grey | {' | '.join(cols)} |\n|---|{'---|' * (len(keys) + 1 + len(cols))}")
+    for j in np.argsort(rows[:, 0]):
+        print(f"| {b_idx[j]} | " + " | ".join(category(k, np.asarray(params_b[k])[j]) for k in keys)
+              + f" | {'yes' if grey[j] else 'no'} | " + " | ".join(f"{v:.2f}" for v in rows[j]) + " |")
 
 
 if __name__ == "__main__":
