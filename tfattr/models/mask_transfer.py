@@ -169,7 +169,10 @@ class Config:
     # "gain_zero": the same gain measured against D_B's own raw image of (E_c(b), 0) instead of
     # D_A(E_c(b)): where E_s(b) improves D_B's rendering of b, not where D_B is merely sharper
     # than D_A (eye, glasses and hair outlines). One more D_B pass when read; meant with lambda_raw_a,
-    # which trains that zero-code image.
+    # which trains that zero-code image. Measured on bench beards with lambda_raw_a=1 (mask_transfer.md,
+    # session 40): it picks the same pixels as "gain" (at 0.1: 0.80 of the beards' pixels and 0.074 of
+    # the rest, against 0.82 and 0.079), and both gates on it gave more local but fewer transfers
+    # (0.65-0.74 at a change outside of 0.010-0.013, 2,250-2,500 steps).
     mask_prior_gate_by: str = "residual"
     # Not in the paper: weight of a binarisation term 4 m (1 - m) on the same three masks (0 at
     # m in {0, 1}, 1 at m = 0.5), ramped with mask_warmup_steps. Eq. 6 is an L1 loss on the blend
@@ -261,7 +264,10 @@ class Config:
     # L_Cycle's separate term asks z(a, b) to carry them over, and m(a, b) opened on the eyes, the
     # glasses and the hair outline on the bench beard failures (mask_transfer.md, session 39). With
     # this term D_B renders all of a from E_c alone, so E_s(b) need only add what E_c(b) lacks.
-    # 0 = off.
+    # Measured (mask_transfer.md, session 40): added to session 39's best local beard run at 1,750
+    # steps it ended at 0.70 soft transfer (change outside 0.018) against 0.82 (0.020) without it;
+    # the session-40 grid showed the failures follow the reference's beard (grey, low contrast)
+    # rather than glasses carried in E_s. 0 = off.
     lambda_raw_a: float = 0.0
     # Not in the paper: weight of Eq. 6 through z instead of z', |z(D_A(E_c(b)), b) - b|: b with its
     # content removed by D_A, encoded again by E_c, gets b's content back from E_s(b). Sec. 3 uses
@@ -463,8 +469,8 @@ class Model(base.AttributeTransferModel):
 
     DATA = "two_domains"
     LOSS_NAMES = ("g/dc", "g/rec1_a", "g/rec1_b", "g/cycle_common", "g/cycle_separate", "g/rec2_a", "g/rec2_b",
-                  "g/mask", "g/mask_binary", "g/mask_fill", "g/raw_b", "g/raw_b_content", "g/raw_a", "g/rec1_b_reencoded", "c/loss", "c/acc",
-                  "mask/ab", "mask/bb", "mask/aa")
+                  "g/mask", "g/mask_binary", "g/mask_fill", "g/raw_b", "g/raw_b_content", "g/raw_a",
+                  "g/rec1_b_reencoded", "c/loss", "c/acc", "mask/ab", "mask/bb", "mask/aa")
     OPTIMIZER_GROUPS = {"g": ("common_encoder", "separate_encoder", "decoder_a", "decoder_b"),
                         "c": ("domain_classifier",)}
     DEFAULT_SIGNATURE = "transfer"
