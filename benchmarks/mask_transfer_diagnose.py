@@ -238,7 +238,8 @@ def reference_grid(model, testset, pool, labels, col, value_b, attr, layer, size
     common_b, separate_b = model.common_encoder(xb, training=False), model.separate_encoder(xb, training=False)
     m_own, r_own = model.decode_b(common_b, separate_b, False)
     m_own = np.asarray(m_own)
-    readings = mask_transfer.gate_readings(xb, model.decoder_a(common_b, training=False), r_own, ("gain",))
+    readings = {k: np.asarray(v)[..., 0] for k, v in
+                mask_transfer.gate_readings(xb, model.decoder_a(common_b, training=False), r_own, ("gain",)).items()}
     truth_b = np.asarray(testset.masks(b_idx, size, layer)).reshape(len(b_idx), size, size) > 0.5
     without = {k: np.array(v) for k, v in params_b.items()}
     without[synthetic.FACTORS[attr][0]] = np.zeros_like(without[synthetic.FACTORS[attr][0]])
@@ -258,8 +259,7 @@ def reference_grid(model, testset, pool, labels, col, value_b, attr, layer, size
         rows.append((grid[:, j].mean(), m_own[j, ..., 0][t].mean(), np.mean([m[i][truth[i]].mean() for i in range(len(m))
                                                                             if truth[i].any()]),
                      (true_pass[:, col] == value_b).mean(), contrast[j][t].mean(),
-                     (np.asarray(readings["residual"])[j, ..., 0][t] >= 0.2).mean(),
-                     (np.asarray(readings["gain"])[j, ..., 0][t] >= 0.2).mean()))
+                     (readings["residual"][j][t] >= 0.2).mean(), (readings["gain"][j][t] >= 0.2).mean()))
     rows = np.array(rows)
     print(f"grid {len(a_idx)} x {len(b_idx)}: soft transfer {grid.mean():.3f}; variance of the pass grid "
           f"{grid.var():.3f}, of its source means {grid.mean(1).var():.3f}, of its reference means "

@@ -583,7 +583,8 @@ class Model(base.AttributeTransferModel):
         if c.lambda_rec1_b_reencoded > 0:
             # b with its content removed, D_A(E_c(b)) (gradient stopped: D_A must not learn to draw
             # the content back), encoded again: a domain-A face with b's geometry.
-            codes["rb"] = (self.common_encoder(tf.stop_gradient(removed_b), training=training), s_b)
+            removed_b_stopped = tf.stop_gradient(removed_b)
+            codes["rb"] = (self.common_encoder(removed_b_stopped, training=training), s_b)
         # One D_B pass over every code pair.
         mask, raw = self.decode_b(tf.concat([p[0] for p in codes.values()], 0),
                                   tf.concat([p[1] for p in codes.values()], 0), training)
@@ -649,7 +650,7 @@ class Model(base.AttributeTransferModel):
         terms["g/raw_a"] = reconstruction.l1(r_aa, a) if c.lambda_raw_a > 0 else tf.zeros([n], r_aa.dtype)
         if "rb" in mask:  # Eq. 6 through z itself: z(D_A(E_c(b)), b) against b
             terms["g/rec1_b_reencoded"] = reconstruction.l1(
-                mask_losses.composite(mask["rb"], raw["rb"], tf.stop_gradient(removed_b)), b)
+                mask_losses.composite(mask["rb"], raw["rb"], removed_b_stopped), b)
         else:
             terms["g/rec1_b_reencoded"] = tf.zeros([n], r_bb.dtype)
         return terms, masks, common
