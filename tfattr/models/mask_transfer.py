@@ -264,8 +264,8 @@ class Config:
     # L_Cycle's separate term asks z(a, b) to carry them over, and m(a, b) opened on the eyes, the
     # glasses and the hair outline on the bench beard failures (mask_transfer.md, session 39). With
     # this term D_B renders all of a from E_c alone, so E_s(b) need only add what E_c(b) lacks.
-    # Measured (mask_transfer.md, session 40): added to session 39's best local beard run at 1,750
-    # steps it ended at 0.70 soft transfer (change outside 0.018) against 0.82 (0.020) without it;
+    # Measured (mask_transfer.md, session 40): added to session 39's local beard run H at 1,750
+    # steps it ended at 0.70 soft transfer (change outside 0.018) against 0.77 (0.020) without it;
     # the session-40 grid showed the failures follow the reference's beard (grey, low contrast)
     # rather than glasses carried in E_s. 0 = off.
     lambda_raw_a: float = 0.0
@@ -279,9 +279,9 @@ class Config:
     # removed image is a domain-A face with b's geometry, so this is a transfer with a known
     # answer; the gated prior and the fill apply to its mask as to m(b, b) (the gate is b's).
     # D_A's output is gradient-stopped here: D_A must not learn to draw the content back. Measured
-    # at 7 (λ2) from session 39's best local beard run at 1,750 steps: at 2,500 m(a, b) was 0.71 inside
+    # at 7 (λ2) from session 39's local beard run H at 1,750 steps: at 2,500 m(a, b) was 0.71 inside
     # coloured beards against 0.57 without it (a 24 x 24 grid of transfers 0.73 against 0.60), but the
-    # final average was no better (0.77 soft transfer, change outside 0.032, against 0.82 / 0.020).
+    # final average was no better (0.77 soft transfer, change outside 0.032, against 0.77 / 0.020).
     # 0 = off.
     lambda_rec1_b_reencoded: float = 0.0
     # Not in the paper: ramp λ4 and λ5 linearly from 0 over this many steps (0 = off).
