@@ -22,6 +22,10 @@ reports the oracle's accuracy on z(a, b) = m r + (1 - m) a for variants of the m
                 residual |b - D_A(E_c(b))| or its gain (that minus |b - z_raw(b, b)|) at or above each
                 threshold, or its gain over D_B's raw image of (E_c(b), 0) ("gain_zero"); what a gate at that
                 value would single out as the content
+  (with --gate_fpr) the same readings, and two relative to an error level, at the threshold that
+                opens on that fraction of the other pixels: the share of grey and of coloured content
+                pixels it opens on (how well a gate at any value could separate them), and D_A's
+                residual on the sources (domain A) inside and outside the content's region
 
   (with --grid=N) every one of N sources with every one of N references: whether the failures
                 follow the source or the reference, then per reference (and for grey against
@@ -37,7 +41,7 @@ down per value; `--failures_png` draws the pairs whose `true_mask` composite fai
 counterfactual, r, the true-mask composite, the soft transfer and its mask); with `--failures_of=soft`,
 the pairs whose soft transfer fails although the true-mask composite passes, i.e. where the mask fails.
 
-    python benchmarks/mask_transfer_diagnose.py --run_dir=RUN [--checkpoint=RUN/checkpoints/ckpt-N] [--average_weights] [--failures_png=F [--failures_of=soft]] [--gates=0.1,0.3] [--grid=24]
+    python benchmarks/mask_transfer_diagnose.py --run_dir=RUN [--checkpoint=RUN/checkpoints/ckpt-N] [--average_weights] [--failures_png=F [--failures_of=soft]] [--gates=0.1,0.3] [--gate_fpr=0.05,0.02] [--grid=24]
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ def main():
                    help="N: also every one of the first N sources with every one of the first N references, "
                         "per reference (slow: N oracle passes of N images)")
     p.add_argument("--gates", default="", help="e.g. 0.1,0.2,0.3: add the gate table (residual, gain, gain_zero)")
+    p.add_argument("--gate_fpr", default="", help="e.g. 0.05,0.02: add the gate separation table")
     args = p.parse_args()
 
     model, step, meta = loop.load_model_from_run(args.run_dir, args.checkpoint, average_weights=args.average_weights)
@@ -165,6 +170,10 @@ def main():
         for name, v in readings.items():
             for t in thresholds:
                 print(f"| {name} | {t:g} | {(v[truth_b] >= t).mean():.3f} | {(v[~truth_b] >= t).mean():.4f} |")
+    fprs = [float(x) for x in args.gate_fpr.split(",") if x]
+    if fprs:
+        gate_separation(model, xa, xb, unmasked_b, r_own, common_b, separate_b, truth_b[..., 0],
+                        grey_content(testset.params(b_idx), attr), fprs)
     print("| pairs | n | m inside true mask | fraction > 0.5 | m outside |\n|---|---|---|---|---|")
     for name, sel in (("soft passes", passed), ("soft fails", ~passed)):
         if sel.any():
@@ -224,6 +233,47 @@ def category(key, value):
     return names[value] if names else str(value)
 
 
+def grey_content(params, attr):
+    """Per image, whether its content is rendered grey (equal red, green and blue factors)."""
+    colour = [k for k in synthetic.FACTORS[attr] if k.endswith(("_r", "_g", "_b"))]
+    if len(colour) != 3:
+        return np.zeros(len(np.asarray(params[synthetic.FACTORS[attr][0]])), bool)
+    return np.ptp(np.stack([np.asarray(params[k]) for k in colour]), axis=0) == 0
+
+
+DETAIL_SIGMAS = (1.0, 2.0)  # --gate_fpr: the blur scales of the "residual - detail" readings
+
+
+def gate_separation(model, xa, xb, removed_b, raw_b, common_b, separate_b, truth_b, grey, fprs):
+    """--gate_fpr: how well each gate reading could single out the content at any threshold. For
+    each reading and each fraction f, the threshold opening on f of b's other pixels, and the share
+    of b's grey and coloured content pixels it opens on. Besides the model's gates (gate_readings),
+    two relative to an error level that the absolute ones lack: "residual - A": Eq. 6's residual
+    minus D_A's mean residual |a - D_A(E_c(a))| on the sources (domain A, no content) at the same
+    pixel; "residual - detail s": minus mean_channels |b - blur_s(b)|, the error a decoder as blurry
+    as a Gaussian of s pixels makes on b where it has no content."""
+    _, raw_zero = model.decode_b(common_b, tf.zeros_like(separate_b), False)
+    readings = {k: np.asarray(v)[..., 0] for k, v in
+                mask_transfer.gate_readings(xb, removed_b, raw_b, raw_b_zero=raw_zero).items()}
+    residual_a = np.abs(xa - np.asarray(model.decoder_a(model.common_encoder(xa, training=False),
+                                                        training=False))).mean(-1)
+    readings["residual - A"] = readings["residual"] - residual_a.mean(0)
+    for s in DETAIL_SIGMAS:
+        detail = np.abs(xb - np.asarray(diat.gaussian_blur(tf.constant(xb), s))).mean(-1)
+        readings[f"residual - detail {s:g}"] = readings["residual"] - detail
+    region = truth_b.any(0)
+    print(f"D_A's residual on the sources (domain A): {residual_a[:, region].mean():.3f} inside the region "
+          f"b's content covers, {residual_a[:, ~region].mean():.3f} elsewhere; on b: "
+          f"{readings['residual'][grey][truth_b[grey]].mean() if grey.any() else np.nan:.3f} inside grey content, "
+          f"{readings['residual'][~grey][truth_b[~grey]].mean():.3f} inside coloured ({grey.sum()} / {(~grey).sum()} images)")
+    print("| gate reads | other pixels >= | threshold | grey content >= | coloured content >= |\n|---|---|---|---|---|")
+    for name, v in readings.items():
+        for f in fprs:
+            t = np.quantile(v[~truth_b], 1.0 - f)
+            g = f"{(v[grey][truth_b[grey]] >= t).mean():.2f}" if grey.any() else "-"
+            print(f"| {name} | {f:g} | {t:.3f} | {g} | {(v[~grey][truth_b[~grey]] >= t).mean():.2f} |")
+
+
 def reference_grid(model, testset, pool, labels, col, value_b, attr, layer, size, n, oracle):
     """--grid: every one of the pool's first n sources a with every one of its first n references b.
     Whether failures follow the source or the reference (the variance of the pass grid's row and
@@ -264,9 +314,7 @@ def reference_grid(model, testset, pool, labels, col, value_b, attr, layer, size
     print(f"grid {len(a_idx)} x {len(b_idx)}: soft transfer {grid.mean():.3f}; variance of the pass grid "
           f"{grid.var():.3f}, of its source means {grid.mean(1).var():.3f}, of its reference means "
           f"{grid.mean(0).var():.3f}")
-    colour = [k for k in synthetic.FACTORS[attr] if k.endswith(("_r", "_g", "_b"))]
-    grey = (np.ptp(np.stack([np.asarray(params_b[k]) for k in colour]), axis=0) == 0) if len(colour) == 3 \
-        else np.zeros(len(b_idx), bool)
+    grey = grey_content(params_b, attr)
     groups = {"grey": grey, "coloured": ~grey} if grey.any() else {"all": np.ones(len(b_idx), bool)}
     cols = ("pass", "m(b, b) in", "m(a, b) in", "true mask", "contrast", "residual >= 0.2", "gain >= 0.2")
     print(f"| references | n | {' | '.join(cols)} |\n|---|---|{'---|' * len(cols)}")
