@@ -162,18 +162,19 @@ def main():
     print(f"m(b, b) on b's own content: {np.nanmean(own_inside):.3f} inside, "
           f"{m_own[~truth_b].mean():.4f} outside")
     thresholds = [float(x) for x in args.gates.split(",") if x]
-    if thresholds:
+    fprs = [float(x) for x in args.gate_fpr.split(",") if x]
+    if thresholds or fprs:  # the gates' readings on b's own codes, once for both tables
         _, r_zero = model.decode_b(common_b, tf.zeros_like(separate_b), False)  # D_B(E_c(b), 0)
-        readings = {k: np.asarray(v) for k, v in
+        readings = {k: np.asarray(v)[..., 0] for k, v in
                     mask_transfer.gate_readings(xb, unmasked_b, r_own, raw_b_zero=r_zero).items()}
+        content = truth_b[..., 0]
+    if thresholds:
         print("| gate reads | threshold | content pixels >= | other pixels >= |\n|---|---|---|---|")
         for name, v in readings.items():
             for t in thresholds:
-                print(f"| {name} | {t:g} | {(v[truth_b] >= t).mean():.3f} | {(v[~truth_b] >= t).mean():.4f} |")
-    fprs = [float(x) for x in args.gate_fpr.split(",") if x]
+                print(f"| {name} | {t:g} | {(v[content] >= t).mean():.3f} | {(v[~content] >= t).mean():.4f} |")
     if fprs:
-        gate_separation(model, xa, xb, unmasked_b, r_own, common_b, separate_b, truth_b[..., 0],
-                        grey_content(testset.params(b_idx), attr), fprs)
+        gate_separation(model, xa, xb, readings, content, grey_content(testset.params(b_idx), attr), fprs)
     print("| pairs | n | m inside true mask | fraction > 0.5 | m outside |\n|---|---|---|---|---|")
     for name, sel in (("soft passes", passed), ("soft fails", ~passed)):
         if sel.any():
@@ -244,17 +245,15 @@ def grey_content(params, attr):
 DETAIL_SIGMAS = (1.0, 2.0)  # --gate_fpr: the blur scales of the "residual - detail" readings
 
 
-def gate_separation(model, xa, xb, removed_b, raw_b, common_b, separate_b, truth_b, grey, fprs):
+def gate_separation(model, xa, xb, readings, truth_b, grey, fprs):
     """--gate_fpr: how well each gate reading could single out the content at any threshold. For
     each reading and each fraction f, the threshold opening on f of b's other pixels, and the share
-    of b's grey and coloured content pixels it opens on. Besides the model's gates (gate_readings),
-    two relative to an error level that the absolute ones lack: "residual - A": Eq. 6's residual
-    minus D_A's mean residual |a - D_A(E_c(a))| on the sources (domain A, no content) at the same
-    pixel; "residual - detail s": minus mean_channels |b - blur_s(b)|, the error a decoder as blurry
-    as a Gaussian of s pixels makes on b where it has no content."""
-    _, raw_zero = model.decode_b(common_b, tf.zeros_like(separate_b), False)
-    readings = {k: np.asarray(v)[..., 0] for k, v in
-                mask_transfer.gate_readings(xb, removed_b, raw_b, raw_b_zero=raw_zero).items()}
+    of b's grey and coloured content pixels it opens on. Besides the model's gates (`readings`, from
+    gate_readings), two relative to an error level that the absolute ones lack: "residual - A":
+    Eq. 6's residual minus D_A's mean residual |a - D_A(E_c(a))| on the sources (domain A, no
+    content) at the same pixel; "residual - detail s": minus mean_channels |b - blur_s(b)|, the error
+    a decoder as blurry as a Gaussian of s pixels makes on b where it has no content."""
+    readings = dict(readings)
     residual_a = np.abs(xa - np.asarray(model.decoder_a(model.common_encoder(xa, training=False),
                                                         training=False))).mean(-1)
     readings["residual - A"] = readings["residual"] - residual_a.mean(0)
